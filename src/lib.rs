@@ -1,0 +1,22 @@
+//! kubeprint: renders one Git repository per client cluster (Talos machine configs, Argo CD
+//! Applications, Helm values, policies and tenants) from shared blueprints and overlays,
+//! publishes them, and reports where the fleet drifts from what was rendered.
+//!
+//! The pipeline: [`load`] → [`model::Fleet`] → [`validate`] → [`plan`] → [`render`] →
+//! [`write`] (or diff, publish). Pure stages take values and return values; only the
+//! edges (`load`, `write`) touch the file system.
+
+pub mod diagnostics;
+pub mod digest;
+pub mod fleet;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod tree;
+pub mod validate;
+pub mod write;
+pub mod yaml;
+
+#[cfg(test)]
+mod purity;
