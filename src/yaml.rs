@@ -174,7 +174,12 @@ pub fn from_document<T: DeserializeOwned>(file: &str, doc: &Document) -> Result<
         let message = err.inner().to_string();
         let (location, hint) = match unknown_field(&message) {
             Some((field, expected)) => {
-                let key_path = child_path(&path, &field);
+                // serde_path_to_error's path already ends with the unknown key.
+                let key_path = if path.ends_with(field.as_str()) {
+                    path.clone()
+                } else {
+                    child_path(&path, &field)
+                };
                 let hint = did_you_mean(&field, &expected)
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| {
