@@ -571,7 +571,7 @@ mod tests {
         let err = from_document::<Outer>("c.yaml", &doc).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes`"
+            "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes.workrCount`"
         );
         assert_eq!(err.hint(), Some("did you mean `workerCount`?"));
     }
