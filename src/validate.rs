@@ -932,7 +932,7 @@ pub fn is_quantity(s: &str) -> bool {
         .unwrap_or(s.len());
     let (number, suffix) = s.split_at(number_end);
     let number_ok = match number.split_once('.') {
-        Some((int, frac)) => !(int.is_empty() && frac.is_empty()) && !frac.contains('.'),
+        Some((int, frac)) => (!int.is_empty() || !frac.is_empty()) && !frac.contains('.'),
         None => !number.is_empty(),
     };
     let suffix_ok = matches!(
