@@ -816,7 +816,7 @@ fn check_tenant_rights(v: &mut Checker, fleet: &Fleet, tier: &crate::model::Tier
                 );
             }
         }
-        if let Some(users) = &capsule_users {
+        if let CapsuleUsers::Known(users) = &capsule_users {
             for (k, owner) in t.owners.iter().enumerate() {
                 let Some((kind, name)) = owner
                     .strip_prefix("group:")
@@ -839,7 +839,7 @@ fn check_tenant_rights(v: &mut Checker, fleet: &Fleet, tier: &crate::model::Tier
             }
         }
     }
-    if !c.tenants.is_empty() && capsule_users.is_none() {
+    if !c.tenants.is_empty() && matches!(capsule_users, CapsuleUsers::Off) {
         v.error(
             "tenants",
             "the cluster has tenants but the `capsule` component is off".into(),
@@ -868,15 +868,23 @@ fn check_tenant_rights(v: &mut Checker, fleet: &Fleet, tier: &crate::model::Tier
     }
 }
 
+/// What validation knows of the users and groups Capsule acts for.
+enum CapsuleUsers {
+    /// The `capsule` component is absent or off.
+    Off,
+    /// Set by the blueprint's values template, which only the render evaluates.
+    Templated,
+    /// `manager.options.users` as (kind, name).
+    Known(BTreeSet<(String, String)>),
+}
+
 /// The users and groups Capsule acts for: `manager.options.users` of the `capsule`
 /// component's values (cluster ◀ tier ◀ blueprint; the chart's default group when no
-/// layer sets it), as (kind, name); `None` when the component is absent or off.
-fn capsule_users(
-    fleet: &Fleet,
-    tier: &crate::model::Tier,
-    c: &ClusterSpec,
-) -> Option<BTreeSet<(String, String)>> {
-    let component = fleet.components.get("capsule")?;
+/// layer sets it).
+fn capsule_users(fleet: &Fleet, tier: &crate::model::Tier, c: &ClusterSpec) -> CapsuleUsers {
+    let Some(component) = fleet.components.get("capsule") else {
+        return CapsuleUsers::Off;
+    };
     let layers = [tier.components.get("capsule"), c.components.get("capsule")];
     let enabled = layers
         .iter()
@@ -885,24 +893,35 @@ fn capsule_users(
         .next_back()
         .unwrap_or(component.spec.value.enabled);
     if !enabled {
-        return None;
+        return CapsuleUsers::Off;
     }
     let pointer = "/manager/options/users";
-    let users = [
-        component.spec.value.values.as_ref(),
+    let overrides = [
         layers[0].and_then(|o| o.values.as_ref()),
         layers[1].and_then(|o| o.values.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|values| values.pointer(pointer))
-    .next_back();
+    ];
+    let overridden = overrides
+        .iter()
+        .flatten()
+        .filter_map(|values| values.pointer(pointer))
+        .next_back();
+    if overridden.is_none() && component.values_template.is_some() {
+        return CapsuleUsers::Templated;
+    }
+    let users = overridden.or_else(|| {
+        component
+            .spec
+            .value
+            .values
+            .as_ref()
+            .and_then(|v| v.pointer(pointer))
+    });
     let default = serde_json::json!([{ "kind": "Group", "name": "projectcapsule.dev" }]);
     let users = match users {
         Some(u) if !u.is_null() => u,
         _ => &default,
     };
-    Some(
+    CapsuleUsers::Known(
         users
             .as_array()
             .into_iter()

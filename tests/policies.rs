@@ -989,3 +989,33 @@ fn ingresses_use_only_the_tenants_classes() {
         Verdict::Skipped
     );
 }
+
+#[test]
+fn tenants_without_capsule_are_an_error() {
+    let fixture = Fixture::new("initech-prod", |text| {
+        text.replace(
+            "  capsule:\n    values:\n",
+            "  capsule:\n    enabled: false\n    values:\n",
+        )
+    });
+    let out = kubeprint(&[
+        "validate",
+        "--fleet",
+        fixture.path().to_str().unwrap(),
+        "--today",
+        TODAY,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let at = location(
+        "overlays/clusters/initech-prod.yaml",
+        &fixture.cluster_text("initech-prod"),
+        "tenants:\n",
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {at}: the cluster has tenants but the `capsule` component is off\n"
+        )),
+        "{stderr}"
+    );
+}
