@@ -19,7 +19,10 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
     let today = "2026-11-25".parse().unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(repo).expect("the repository is a blueprint repository");
@@ -43,10 +46,15 @@ fn main() {
         let names = fleet::select(&checked.fleet, &[]).unwrap();
         let trees = fleet::render_all(&checked, &names).unwrap();
         let t_render = t0.elapsed();
-        let outcomes: Vec<write::Outcome> =
-            trees.par_iter().map(|(name, tree)| write::write_cluster(&out, name, tree).unwrap()).collect();
+        let outcomes: Vec<write::Outcome> = trees
+            .par_iter()
+            .map(|(name, tree)| write::write_cluster(&out, name, tree).unwrap())
+            .collect();
         let total = t0.elapsed();
-        let written = outcomes.iter().filter(|o| **o != write::Outcome::Unchanged).count();
+        let written = outcomes
+            .iter()
+            .filter(|o| **o != write::Outcome::Unchanged)
+            .count();
         let files: usize = trees.values().map(|t| t.len()).sum();
         println!(
             "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written",
@@ -62,6 +70,13 @@ fn main() {
     let first = run("first render");
     assert_eq!(first, n);
     let second = run("no-op re-render");
-    assert_eq!(second, 0, "a re-render with nothing changed must write nothing");
-    println!("threads: {}, peak memory: {:.0} MiB", rayon::current_num_threads(), peak_rss_mib());
+    assert_eq!(
+        second, 0,
+        "a re-render with nothing changed must write nothing"
+    );
+    println!(
+        "threads: {}, peak memory: {:.0} MiB",
+        rayon::current_num_threads(),
+        peak_rss_mib()
+    );
 }
