@@ -85,8 +85,17 @@ pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
             ));
         }
     }
-    for spec in fleet.clusters.values() {
-        d.extend(validate_cluster(fleet, spec, today));
+    // Clusters are independent: check them in parallel, collect in name order.
+    let per_cluster: Vec<Diagnostics> = {
+        use rayon::prelude::*;
+        let specs: Vec<&Sourced<ClusterSpec>> = fleet.clusters.values().collect();
+        specs
+            .par_iter()
+            .map(|spec| validate_cluster(fleet, spec, today))
+            .collect()
+    };
+    for cluster in per_cluster {
+        d.extend(cluster);
     }
     d.sorted()
 }
