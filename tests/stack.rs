@@ -705,3 +705,194 @@ fn the_tiers_differ_only_through_their_overlay_files() {
         "differ beyond the overlay: {differing:?}"
     );
 }
+
+/// Keys of the k10 9.0.7 chart's default `values.yaml` (read from the chart; it is not in
+/// `schemas/upstream/`), for the maps `values/kasten.yaml` uses. Not a schema: a guard
+/// against misspelt keys, which Helm would silently ignore.
+const K10_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "rbac",
+            "serviceAccount",
+            "scc",
+            "networkPolicy",
+            "global",
+            "route",
+            "dexImage",
+            "kanisterToolsImage",
+            "ingress",
+            "eula",
+            "license",
+            "cluster",
+            "multicluster",
+            "prometheus",
+            "backupCsiDriver",
+            "opentelemetry",
+            "service",
+            "secrets",
+            "metering",
+            "clusterName",
+            "logLevel",
+            "externalGateway",
+            "auth",
+            "vap",
+            "optionalColocatedServices",
+            "cacertconfigmap",
+            "apiservices",
+            "injectKanisterSidecar",
+            "injectGenericVolumeBackupSidecar",
+            "genericStorageBackup",
+            "features",
+            "kanisterPodMetricSidecar",
+            "workerPodMetricSidecar",
+            "genericVolumeSnapshot",
+            "garbagecollector",
+            "resources",
+            "defaultPriorityClassName",
+            "priorityClassName",
+            "services",
+            "siem",
+            "limiter",
+            "kubeClient",
+            "gateway",
+            "kanister",
+            "timeout",
+            "sharedRepositoryServer",
+            "awsConfig",
+            "excludedApps",
+            "grafana",
+            "encryption",
+            "vmWare",
+            "azure",
+            "google",
+            "vault",
+            "openshift",
+            "executor",
+            "kubeVirtVMs",
+            "logging",
+            "maxJobWaitDuration",
+            "forceRootInKanisterHooks",
+            "forceRootInBlueprintActions",
+            "ephemeralPVCOverhead",
+            "datastore",
+            "kastenDisasterRecovery",
+            "fips",
+            "workerPodCRDs",
+            "insights",
+            "frs",
+        ],
+    ),
+    (
+        "ingress",
+        &[
+            "create",
+            "annotations",
+            "name",
+            "tls",
+            "class",
+            "host",
+            "urlPath",
+            "pathType",
+            "defaultBackend",
+        ],
+    ),
+    ("ingress.tls", &["enabled", "secretName"]),
+    (
+        "auth",
+        &[
+            "groupAllowList",
+            "basicAuth",
+            "tokenAuth",
+            "oidcAuth",
+            "openshift",
+            "ldap",
+            "secureCookies",
+            "k10AdminUsers",
+            "k10AdminGroups",
+        ],
+    ),
+    ("auth.tokenAuth", &["enabled"]),
+    (
+        "auth.oidcAuth",
+        &[
+            "enabled",
+            "providerURL",
+            "redirectURL",
+            "scopes",
+            "prompt",
+            "clientID",
+            "clientSecret",
+            "clientSecretName",
+            "usernameClaim",
+            "usernamePrefix",
+            "groupClaim",
+            "groupPrefix",
+            "logoutURL",
+            "secretName",
+            "sessionDuration",
+            "refreshTokenSupport",
+            "pkceRequired",
+        ],
+    ),
+    (
+        "global",
+        &[
+            "image",
+            "airgapped",
+            "persistence",
+            "podLabels",
+            "podAnnotations",
+            "resourceLabels",
+            "ephemeralResourceLabels",
+            "rhMarketPlace",
+            "resources",
+            "images",
+            "imagePullSecret",
+            "acm",
+            "prometheus",
+            "network",
+            "imageStorageClass",
+        ],
+    ),
+    (
+        "global.persistence",
+        &[
+            "mountPath",
+            "enabled",
+            "storageClass",
+            "accessMode",
+            "size",
+            "metering",
+            "catalog",
+            "jobs",
+            "logging",
+        ],
+    ),
+];
+
+#[test]
+fn kasten_values_use_only_keys_of_the_k10_chart() {
+    for (name, tree) in render_examples() {
+        let v = values(&tree, "kasten");
+        let mut checked = 0;
+        for (path, known) in K10_KEYS {
+            let pointer = if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", path.replace('.', "/"))
+            };
+            let Some(map) = v.pointer(&pointer).and_then(Value::as_object) else {
+                continue;
+            };
+            for key in map.keys() {
+                assert!(
+                    known.contains(&key.as_str()),
+                    "{name}: `{path}.{key}` is not a k10 value"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{name}: {checked}");
+    }
+}
