@@ -44,7 +44,13 @@ fn main() {
         let checked = fleet::check(&sources, today).unwrap_or_else(|e| panic!("{e:?}"));
         let t_check = t0.elapsed();
         let names = fleet::select(&checked.fleet, &[]).unwrap();
-        let trees = fleet::render_all(&checked, &names).unwrap();
+        let current = write::current_clusters(&out, &checked.fleet, &names).unwrap();
+        let stale: Vec<String> = names
+            .iter()
+            .filter(|n| !current.contains(n))
+            .cloned()
+            .collect();
+        let trees = fleet::render_all(&checked, &stale).unwrap();
         let t_render = t0.elapsed();
         let outcomes: Vec<write::Outcome> = trees
             .par_iter()
@@ -56,8 +62,9 @@ fn main() {
             .filter(|o| **o != write::Outcome::Unchanged)
             .count();
         let files: usize = trees.values().map(|t| t.len()).sum();
+        let skipped = current.len();
         println!(
-            "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written",
+            "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written, {skipped} found current by their lock",
             total.as_secs_f64(),
             n as f64 / total.as_secs_f64(),
             t_load.as_secs_f64(),

@@ -73,7 +73,7 @@ pub fn cluster(i: usize) -> (String, String) {
     s += &format!(
         "ingress:\n  domain: {name}.k8s.example.net\n  securedAllowlist: [198.51.100.0/24]\n"
     );
-    if production && i % 2 == 0 {
+    if production && i.is_multiple_of(2) {
         s += &format!(
             "sso:\n  issuer: https://login.example.com/{name}\n  clientId: kubernetes\n  adminGroup: {name}-admins\n"
         );

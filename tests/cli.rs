@@ -507,3 +507,51 @@ fn help_documents_the_exit_codes() {
         out.stdout
     );
 }
+
+#[test]
+fn a_change_to_one_cluster_rewrites_only_that_cluster() {
+    let f = Fixture::example();
+    assert_eq!(f.run(&["render", "--today", TODAY]).code, 0);
+    f.edit(
+        "overlays/clusters/globex-dev.yaml",
+        "kubeContext: admin@globex-dev",
+        "kubeContext: admin@globex-dev\nsettings: {replicas: 1}",
+    );
+    let out = f.run(&["render", "--today", TODAY]);
+    assert!(
+        out.stderr.contains("0 created, 1 updated, 2 unchanged"),
+        "{}",
+        out.stderr
+    );
+    // A change to a tier rewrites the clusters of that tier only (both production ones:
+    // the inputs hash in the lock of acme-prod changes even where its values do not).
+    f.edit(
+        "overlays/tiers/production.yaml",
+        "retention: 30d",
+        "retention: 31d",
+    );
+    let out = f.run(&["render", "--today", TODAY]);
+    assert!(
+        out.stderr.contains("0 created, 2 updated, 1 unchanged"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        f.read("rendered/globex-dev/kubeprint.lock")
+            .contains("cluster: globex-dev")
+    );
+}
+
+#[test]
+fn pod_addresses_may_not_overlap_the_nodes() {
+    let f = Fixture::example();
+    f.edit(
+        "overlays/clusters/acme-prod.yaml",
+        "podCidr: 10.244.0.0/16",
+        "podCidr: 10.20.0.0/16",
+    );
+    assert_rejected(
+        &f,
+        "error: overlays/clusters/acme-prod.yaml:38:3: 10.20.0.0/16 overlaps `network.nodeSubnet`",
+    );
+}
