@@ -922,3 +922,21 @@ fn kasten_values_use_only_keys_of_the_k10_chart() {
         assert!(checked >= 8, "{name}: {checked}");
     }
 }
+
+#[test]
+fn a_generated_fleet_renders_the_full_stack_and_passes_the_schemas() {
+    // The render benchmark's fleet: production and devtest clusters, some with SSO.
+    let sources = kubeprint::generate::fleet(&sources(), 6);
+    let checked = fleet::check(&sources, today()).unwrap_or_else(|e| panic!("{e:?}"));
+    let names = fleet::select(&checked.fleet, &[]).unwrap();
+    let trees = fleet::render_all(&checked, &names).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        trees
+            .values()
+            .any(|t| t.get("apps/sso-rbac-manifests.yaml").is_some())
+    );
+    for (name, tree) in trees {
+        let report = check::check_tree(&tree.files, Schemas::embedded());
+        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
+    }
+}
