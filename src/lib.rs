@@ -8,11 +8,15 @@
 
 pub mod diagnostics;
 pub mod digest;
+pub mod drift;
 pub mod fleet;
 pub mod load;
+pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod plan;
 pub mod render;
+pub mod serve;
 pub mod tree;
 pub mod validate;
 pub mod write;
