@@ -3,7 +3,9 @@
 mod explain;
 mod render;
 mod schema;
+mod status;
 mod validate;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 
@@ -167,6 +169,8 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Render(args) => render::run(args, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
+        Command::Status(args) => status::run(args, printer),
+        Command::Watch(args) => watch::run(args, printer),
     }
 }
 
