@@ -35,11 +35,17 @@ pub struct Policy {
     /// How long an application may lag behind the published commit before it is an
     /// error rather than a warning (Argo CD polls its repositories every 3 minutes).
     pub revision_grace: SignedDuration,
+    /// The date the Kubernetes support window is judged at; default the (UTC) date of `now`.
+    pub support_date: Option<jiff::civil::Date>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { stale_after: SignedDuration::from_secs(300), revision_grace: SignedDuration::from_secs(900) }
+        Policy {
+            stale_after: SignedDuration::from_secs(300),
+            revision_grace: SignedDuration::from_secs(900),
+            support_date: None,
+        }
     }
 }
 
@@ -399,7 +405,7 @@ pub fn drift_cluster(
                 zone: Check::Unknown,
             })
             .collect();
-        support_findings(d, None, catalog, now, &mut findings);
+        support_findings(d, None, catalog, policy, now, &mut findings);
         return ClusterReport {
             cluster: d.name.clone(),
             state: ClusterState::Unknown,
@@ -413,7 +419,7 @@ pub fn drift_cluster(
     let o = observed.expect("known clusters were observed");
     let apps = app_findings(d, o, policy, now, &mut findings);
     let nodes = node_findings(d, o, &mut findings);
-    support_findings(d, Some(o), catalog, now, &mut findings);
+    support_findings(d, Some(o), catalog, policy, now, &mut findings);
     let state = if findings.is_empty() { ClusterState::InSync } else { ClusterState::Drift };
     ClusterReport {
         cluster: d.name.clone(),
@@ -637,6 +643,7 @@ fn support_findings(
     d: &DesiredCluster,
     o: Option<&ObservedCluster>,
     catalog: &Catalog,
+    policy: Policy,
     now: Timestamp,
     findings: &mut Vec<Finding>,
 ) {
@@ -650,7 +657,7 @@ fn support_findings(
             None => return,
         },
     };
-    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let today = policy.support_date.unwrap_or_else(|| now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date());
     let warn = jiff::Span::new().days(i64::from(catalog.policy.warn_days));
     match catalog.kubernetes_support(&minor, today) {
         Support::Ended { since } => findings.push(Finding {

@@ -88,7 +88,11 @@ pub(super) fn desired(args: &ObserveArgs, printer: &Printer) -> Result<(Desired,
             argocd_namespace: checked.fleet.settings.value.argocd_namespace.clone(),
         });
     }
-    let policy = Policy { stale_after: SignedDuration::from_secs(args.stale_after as i64), ..Policy::default() };
+    let policy = Policy {
+        stale_after: SignedDuration::from_secs(args.stale_after as i64),
+        support_date: args.fleet.today,
+        ..Policy::default()
+    };
     Ok((Desired { clusters, catalog: checked.fleet.catalog.value.clone(), policy }, targets))
 }
 
