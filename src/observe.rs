@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Config};
 use serde::Deserialize;
 use tracing::{Instrument, debug, info, warn};
@@ -436,50 +436,20 @@ pub async fn watch_cluster(
         let apps_api: Api<Application> = Api::namespaced(client.clone(), &target.argocd_namespace);
         let nodes_api: Api<Node> = Api::all(client.clone());
 
-        let apps = {
-            let (shared, cluster, on_change) = (shared.clone(), cluster.clone(), on_change.clone());
-            let mut pending: BTreeMap<String, ObservedApp> = BTreeMap::new();
-            watcher(apps_api, config.clone()).default_backoff().for_each(move |event| {
-                match event {
-                    Ok(event) => {
-                        let pending = &mut pending;
-                        shared.update(&cluster, Source::Apps, |o| apply_event(event, pending, &mut o.apps, &mut o.apps_listed, |a: &Application| {
-                            Some((a.metadata.name.clone()?, observed_app(a)))
-                        }), None);
-                    }
-                    Err(err) if is_gone(&err) => debug!("watch expired (410 Gone); re-listing"),
-                    Err(err) => {
-                        let msg = format!("watching Argo CD applications: {}", error_chain(&err));
-                        warn!(error = %msg, "watch failed; backing off");
-                        shared.update(&cluster, Source::Apps, |_| {}, Some(msg));
-                    }
-                }
-                on_change(&cluster);
-                futures::future::ready(())
-            })
-        };
-        let nodes = {
-            let (shared, cluster, on_change) = (shared.clone(), cluster.clone(), on_change.clone());
-            let mut pending: BTreeMap<String, ObservedNode> = BTreeMap::new();
-            watcher(nodes_api, config).default_backoff().for_each(move |event| {
-                match event {
-                    Ok(event) => {
-                        let pending = &mut pending;
-                        shared.update(&cluster, Source::Nodes, |o| apply_event(event, pending, &mut o.nodes, &mut o.nodes_listed, |n: &Node| {
-                            Some((n.metadata.name.clone()?, observed_node(n)))
-                        }), None);
-                    }
-                    Err(err) if is_gone(&err) => debug!("watch expired (410 Gone); re-listing"),
-                    Err(err) => {
-                        let msg = format!("watching nodes: {}", error_chain(&err));
-                        warn!(error = %msg, "watch failed; backing off");
-                        shared.update(&cluster, Source::Nodes, |_| {}, Some(msg));
-                    }
-                }
-                on_change(&cluster);
-                futures::future::ready(())
-            })
-        };
+        let apps = follow(
+            apps_api,
+            config.clone(),
+            FollowCtx { shared: shared.clone(), cluster: cluster.clone(), source: Source::Apps, on_change: on_change.clone() },
+            |a: &Application| Some((a.metadata.name.clone()?, observed_app(a))),
+            |o: &mut ObservedCluster| (&mut o.apps, &mut o.apps_listed),
+        );
+        let nodes = follow(
+            nodes_api,
+            config,
+            FollowCtx { shared: shared.clone(), cluster: cluster.clone(), source: Source::Nodes, on_change: on_change.clone() },
+            |n: &Node| Some((n.metadata.name.clone()?, observed_node(n))),
+            |o: &mut ObservedCluster| (&mut o.nodes, &mut o.nodes_listed),
+        );
         let probe = {
             let (shared, cluster, on_change) = (shared.clone(), cluster.clone(), on_change.clone());
             async move {
@@ -506,6 +476,74 @@ pub async fn watch_cluster(
     .await
 }
 
+struct FollowCtx {
+    shared: SharedObserved,
+    cluster: String,
+    source: Source,
+    on_change: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+/// Follows one kind with `kube::runtime::watcher` into the shared observations.
+///
+/// A `410 Gone` is left to the watcher, which re-lists. Any other error marks the cluster
+/// failing and restarts the watcher after a back-off (0.5 s doubling to 30 s, reset on
+/// success): the restart lists again, and only that list (not a silent resumed watch)
+/// clears the error, so a cluster is known again only once it was really read.
+async fn follow<K, V>(
+    api: Api<K>,
+    config: watcher::Config,
+    ctx: FollowCtx,
+    convert: impl Fn(&K) -> Option<(String, V)>,
+    slot: impl Fn(&mut ObservedCluster) -> (&mut BTreeMap<String, V>, &mut bool),
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let what = match ctx.source {
+        Source::Apps => "Argo CD applications",
+        _ => "nodes",
+    };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut stream = std::pin::pin!(watcher(api.clone(), config.clone()));
+        let mut pending: BTreeMap<String, V> = BTreeMap::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                // Sent before the list is even requested: proves nothing about the cluster.
+                Ok(watcher::Event::Init) => {
+                    pending.clear();
+                    continue;
+                }
+                Ok(event) => {
+                    backoff = Duration::from_millis(500);
+                    ctx.shared.update(
+                        &ctx.cluster,
+                        ctx.source,
+                        |o| {
+                            let (map, listed) = slot(o);
+                            apply_event(event, &mut pending, map, listed, &convert)
+                        },
+                        None,
+                    );
+                }
+                Err(err) if is_gone(&err) => {
+                    debug!(what, "watch expired (410 Gone); re-listing");
+                    continue;
+                }
+                Err(err) => {
+                    let msg = format!("watching {what}: {}", error_chain(&err));
+                    warn!(error = %msg, retry_in_ms = backoff.as_millis() as u64, "watch failed");
+                    ctx.shared.update(&ctx.cluster, ctx.source, |_| {}, Some(msg));
+                    (ctx.on_change)(&ctx.cluster);
+                    break;
+                }
+            }
+            (ctx.on_change)(&ctx.cluster);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// `410 Gone`: the resourceVersion expired; the watcher re-lists, nothing failed.
 fn is_gone(err: &watcher::Error) -> bool {
     matches!(err, watcher::Error::WatchError(status) if status.code == 410)
@@ -518,7 +556,7 @@ fn apply_event<K, V>(
     pending: &mut BTreeMap<String, V>,
     map: &mut BTreeMap<String, V>,
     listed: &mut bool,
-    convert: impl Fn(&K) -> Option<(String, V)>,
+    convert: &impl Fn(&K) -> Option<(String, V)>,
 ) {
     match event {
         watcher::Event::Init => pending.clear(),

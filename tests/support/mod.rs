@@ -95,3 +95,23 @@ pub fn write_kubeconfig(server: &ApiServer, dir: &Path, clusters: &[&str]) -> Pa
     std::fs::write(&path, server.kubeconfig(&refs)).unwrap();
     path
 }
+
+/// The example fleet's version catalog.
+pub fn catalog() -> kubeprint::model::Catalog {
+    let sources = kubeprint::load::load_dir(&fleet_dir()).expect("example fleet loads");
+    let checked = kubeprint::fleet::check(&sources, TODAY.parse().unwrap()).expect("example fleet is valid");
+    checked.fleet.catalog.value.clone()
+}
+
+/// `GET path` over plain HTTP/1.0; returns the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, body.to_string()))
+}
