@@ -199,3 +199,54 @@ async fn metrics_show_sync_health_versions_reachability_and_findings() {
     assert!(body.contains("kubeprint_cluster_in_sync{cluster=\"acme-prod\"} -1\n"));
     assert!(body.contains("kubeprint_app_sync{cluster=\"acme-prod\",app=\"cilium\",status=\"Unknown\"} -1\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
+    let server = ApiServer::start().await;
+    let desired = support::desired(CLUSTER);
+    support::serve_in_sync(&server, &desired, REV);
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = support::write_kubeconfig(&server, tmp.path(), &[CLUSTER]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubeprint"))
+        .args(["watch", "--today", TODAY, "--cluster", CLUSTER, "--kubeconfig", kc.to_str().unwrap()])
+        .args(["--listen", &addr.to_string(), "--log-format", "json", "--probe-interval", "1", "-v"])
+        .env_clear()
+        .env("HOME", tmp.path())
+        .env("NO_COLOR", "1")
+        .current_dir(support::fleet_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if let Ok((200, body)) = support::http_get(addr, "/metrics").await
+            && body.contains("kubeprint_cluster_in_sync{cluster=\"acme-prod\"} 1\n")
+        {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the watch never reported the cluster in sync");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metrics.contains("kubeprint_cluster_reachable{cluster=\"acme-prod\"} 1\n"));
+    assert_eq!(support::http_get(addr, "/healthz").await.unwrap(), (200, "ok\n".to_string()));
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("stops").unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // JSON log lines, with the cluster's span on the watcher's lines.
+    let logs: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"] == "watching" && l["span"]["cluster"] == CLUSTER),
+        "{stderr}"
+    );
+    assert!(logs.iter().any(|l| l["fields"]["message"] == "cluster state changed"), "{stderr}");
+    assert!(!stderr.contains("not-a-secret"), "no credential in the logs");
+}
