@@ -88,8 +88,13 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts on 127.0.0.1 on a free port, on the current tokio runtime.
     pub async fn start() -> ApiServer {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on a given listener address (the benchmark's server process).
+    pub async fn start_on(addr: &str) -> ApiServer {
         let inner = Arc::new(Inner::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new().fallback(handle).with_state(inner.clone());
         tokio::spawn(async move {
@@ -200,6 +205,17 @@ fn error_response(code: u16, reason: &str, message: &str) -> Response {
 
 async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
+    // Control of the double from another process (the benchmark):
+    // `/ctl/<cluster>/app/<name>/sync/<status>` sets an application's sync status.
+    if let Some(rest) = path.strip_prefix("ctl/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        if let [cluster, "app", name, "sync", status] = parts[..] {
+            let server = ApiServer { addr: "127.0.0.1:0".parse().unwrap(), inner: inner.clone() };
+            server.modify(cluster, Kind::Application, name, |a| a["status"]["sync"]["status"] = json!(status));
+            return "ok".into_response();
+        }
+        return error_response(404, "NotFound", "unknown control path");
+    }
     let mut parts = path.splitn(3, '/');
     let (Some("c"), Some(cluster), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return error_response(404, "NotFound", "unknown path");

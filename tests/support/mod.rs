@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use kubeprint::drift::DesiredCluster;
 use serde_json::{Value, json};
 
+#[allow(unused_imports)]
 pub use apiserver::{ApiServer, Fault, Kind};
 
 /// The example fleet at the repository root.
