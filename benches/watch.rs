@@ -55,10 +55,14 @@ fn desired_cluster(i: usize) -> DesiredCluster {
 }
 
 fn vm_hwm_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+fn proc_status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -140,6 +144,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let initial = start.elapsed();
+        let rss_in_sync = proc_status_kib("VmRSS:");
 
         let t = Instant::now();
         let (_, body) = support::http_get(metrics_addr, "/metrics").await.unwrap();
@@ -172,7 +177,7 @@ fn main() {
         println!("  all clusters in sync after      {:>8.2} s", initial.as_secs_f64());
         println!("  /metrics scrape                 {:>8.1} ms ({} KiB)", scrape.as_secs_f64() * 1000.0, body.len() / 1024);
         println!("  status change -> /metrics       median {:.1} ms, worst {:.1} ms ({} changes)", median.as_secs_f64() * 1000.0, worst.as_secs_f64() * 1000.0, latencies.len());
-        println!("  peak memory of the watcher      {:>8.1} MiB (VmHWM; {:.1} MiB before watching)", hwm as f64 / 1024.0, before as f64 / 1024.0);
+        println!("  peak memory of the watcher      {:>8.1} MiB (VmHWM; {:.1} MiB before watching, {:.1} MiB resident once in sync)", hwm as f64 / 1024.0, before as f64 / 1024.0, rss_in_sync as f64 / 1024.0);
     });
     drop(child.stdin.take());
     let _ = child.wait();

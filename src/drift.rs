@@ -499,7 +499,11 @@ fn app_findings(
         };
         if let Some(phase @ ("Failed" | "Error")) = app.operation_phase.as_deref() {
             let msg = app.operation_message.as_deref().unwrap_or("no message");
-            push(Severity::Error, Kind::AppOperationFailed, format!("application `{name}`: the last sync {phase}: {msg}"));
+            push(
+                Severity::Error,
+                Kind::AppOperationFailed,
+                format!("application `{name}`: the last sync {phase}: {msg}"),
+            );
         }
         for (ty, msg) in &app.conditions {
             let severity = if ty.ends_with("Error") { Severity::Error } else { Severity::Warning };
@@ -561,9 +565,19 @@ fn node_findings(d: &DesiredCluster, o: &ObservedCluster, findings: &mut Vec<Fin
         let (want, seen) = (d.nodes.get(name), o.nodes.get(name));
         let Some(node) = seen else {
             let role = want.map(|w| w.role.as_str()).unwrap_or("?");
-            push(Severity::Error, Kind::NodeMissing, format!("{role} node `{name}` is in the spec but not in the cluster"));
+            push(
+                Severity::Error,
+                Kind::NodeMissing,
+                format!("{role} node `{name}` is in the spec but not in the cluster"),
+            );
             let missing = Check::Drift;
-            reports.push(NodeReport { name: name.clone(), role: want.map(|w| w.role), ready: missing, version: missing, zone: missing });
+            reports.push(NodeReport {
+                name: name.clone(),
+                role: want.map(|w| w.role),
+                ready: missing,
+                version: missing,
+                zone: missing,
+            });
             continue;
         };
         let ready = match node.ready {
@@ -648,7 +662,13 @@ fn support_findings(
     findings: &mut Vec<Finding>,
 ) {
     let observed_minors: BTreeSet<(u32, u32)> = o
-        .map(|o| o.nodes.values().filter_map(|n| crate::model::cluster::minor_of(n.kubelet_version.trim_start_matches('v'))).map(|m| crate::model::catalog::minor_key(&m)).collect())
+        .map(|o| {
+            o.nodes
+                .values()
+                .filter_map(|n| crate::model::cluster::minor_of(n.kubelet_version.trim_start_matches('v')))
+                .map(|m| crate::model::catalog::minor_key(&m))
+                .collect()
+        })
         .unwrap_or_default();
     let minor = match observed_minors.first() {
         Some((a, b)) => format!("{a}.{b}"),
@@ -666,14 +686,13 @@ fn support_findings(
             subject: "cluster".into(),
             message: format!("Kubernetes {minor} left the support window on {since}; upgrade the cluster"),
         }),
-        Support::Supported { until: Some(until) } if today.checked_add(warn).is_ok_and(|w| w >= until) => {
-            findings.push(Finding {
+        Support::Supported { until: Some(until) } if today.checked_add(warn).is_ok_and(|w| w >= until) => findings
+            .push(Finding {
                 severity: Severity::Warning,
                 kind: Kind::KubernetesSupportEnding,
                 subject: "cluster".into(),
                 message: format!("Kubernetes {minor} leaves the support window on {until}; plan the upgrade"),
-            })
-        }
+            }),
         _ => {}
     }
 }
@@ -683,14 +702,22 @@ fn support_findings(
 /// `files` are the cluster repository's files; every YAML document of kind `Application`
 /// under `apps/` names an application. Files that do not parse are skipped: the render
 /// wrote them, and a hand edit shows up in [`hand_edits`].
-pub fn desired_cluster(spec: &ClusterSpec, files: &BTreeMap<String, Vec<u8>>, published: Option<Published>) -> DesiredCluster {
+pub fn desired_cluster(
+    spec: &ClusterSpec,
+    files: &BTreeMap<String, Vec<u8>>,
+    published: Option<Published>,
+) -> DesiredCluster {
     let mut apps = BTreeSet::new();
     for (path, bytes) in files.range("apps/".to_string()..).take_while(|(p, _)| p.starts_with("apps/")) {
         if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
             continue;
         }
-        let Ok(text) = std::str::from_utf8(bytes) else { continue };
-        let Ok(docs) = yaml::parse_all(path, text) else { continue };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        let Ok(docs) = yaml::parse_all(path, text) else {
+            continue;
+        };
         for doc in docs {
             if doc.value.get("kind").and_then(|k| k.as_str()) == Some("Application")
                 && let Some(name) = doc.value.pointer("/metadata/name").and_then(|n| n.as_str())
@@ -721,7 +748,8 @@ pub fn desired_cluster(spec: &ClusterSpec, files: &BTreeMap<String, Vec<u8>>, pu
 /// `README.md` and the lock itself are not in the lock's list; a repository without a
 /// lock yields no finding here (nothing was published yet).
 pub fn hand_edits(files: &BTreeMap<String, Vec<u8>>) -> Vec<HandEdit> {
-    let Some(lock) = files.get(LOCK_FILE).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| Lock::parse(t).ok()) else {
+    let Some(lock) = files.get(LOCK_FILE).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| Lock::parse(t).ok())
+    else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -922,7 +950,10 @@ mod tests {
         let r = run(desired_cluster_fixture(), Some(o), NOW);
         assert_eq!(
             kinds(&r),
-            vec![(Kind::AppMissing, Severity::Error, "app/cilium"), (Kind::AppExtra, Severity::Warning, "app/hand-made")]
+            vec![
+                (Kind::AppMissing, Severity::Error, "app/cilium"),
+                (Kind::AppExtra, Severity::Warning, "app/hand-made")
+            ]
         );
         assert_eq!(r.state, ClusterState::Drift);
         let cilium = r.apps.iter().find(|a| a.name == "cilium").unwrap();
@@ -1136,13 +1167,18 @@ mod tests {
         assert_eq!(r.state, ClusterState::Drift);
         assert_eq!(r.findings.len(), 3);
         assert!(r.findings.iter().all(|f| f.kind == Kind::HandEdit && f.severity == Severity::Warning));
-        assert_eq!(r.findings[0].message, "`apps/a.yaml` in the cluster repository was changed by hand; the next publish will overwrite it");
+        assert_eq!(
+            r.findings[0].message,
+            "`apps/a.yaml` in the cluster repository was changed by hand; the next publish will overwrite it"
+        );
         assert!(hand_edits(&BTreeMap::new()).is_empty());
     }
 
     #[test]
     fn desired_applications_come_from_the_apps_directory() {
-        let spec = crate::yaml::from_str::<ClusterSpec>("c.yaml", include_str!("../overlays/clusters/acme-prod.yaml")).unwrap().0;
+        let spec = crate::yaml::from_str::<ClusterSpec>("c.yaml", include_str!("../overlays/clusters/acme-prod.yaml"))
+            .unwrap()
+            .0;
         let files: BTreeMap<String, Vec<u8>> = [
             ("apps/cilium.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: cilium}\n"),
             ("apps/root.yaml", "kind: Application\nmetadata: {name: root}\n"),

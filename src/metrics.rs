@@ -15,7 +15,10 @@ pub const METRICS: &[(&str, &str)] = &[
     ("kubeprint_cluster_findings", "Drift findings of the cluster, by severity."),
     ("kubeprint_app_sync", "Argo CD sync of an application (1 Synced, 0 OutOfSync/missing/extra, -1 unknown)."),
     ("kubeprint_app_health", "Argo CD health of an application (1 Healthy, 0 not healthy, -1 unknown)."),
-    ("kubeprint_app_revision_current", "Application synced to the last published commit (1 yes, 0 behind, -1 unknown)."),
+    (
+        "kubeprint_app_revision_current",
+        "Application synced to the last published commit (1 yes, 0 behind, -1 unknown).",
+    ),
     ("kubeprint_node_ready", "Node Ready condition (1 Ready, 0 NotReady or missing, -1 unknown)."),
     ("kubeprint_node_version_current", "Node runs the spec's Talos and Kubernetes versions (1 yes, 0 no, -1 unknown)."),
     ("kubeprint_node_zone_correct", "Node is in the spec's zone (1 yes, 0 no, -1 unknown)."),
@@ -54,14 +57,21 @@ pub fn render(report: &DriftReport) -> String {
         }
         for s in Severity::ALL {
             let n = c.findings.iter().filter(|f| f.severity == s).count();
-            lines[idx("kubeprint_cluster_findings")].push(format!("{{cluster=\"{cl}\",severity=\"{}\"}} {n}", s.as_str()));
+            lines[idx("kubeprint_cluster_findings")]
+                .push(format!("{{cluster=\"{cl}\",severity=\"{}\"}} {n}", s.as_str()));
         }
         for a in &c.apps {
             let app = esc(&a.name);
-            lines[idx("kubeprint_app_sync")]
-                .push(format!("{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}", esc(&a.sync), check(a.sync_check)));
-            lines[idx("kubeprint_app_health")]
-                .push(format!("{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}", esc(&a.health), check(a.health_check)));
+            lines[idx("kubeprint_app_sync")].push(format!(
+                "{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}",
+                esc(&a.sync),
+                check(a.sync_check)
+            ));
+            lines[idx("kubeprint_app_health")].push(format!(
+                "{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}",
+                esc(&a.health),
+                check(a.health_check)
+            ));
             lines[idx("kubeprint_app_revision_current")]
                 .push(format!("{{cluster=\"{cl}\",app=\"{app}\"}} {}", check(a.revision_check)));
         }

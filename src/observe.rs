@@ -29,7 +29,9 @@ use crate::model::Role;
 /// Why a cluster could not be observed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no kubeconfig found (looked at `--kubeconfig`, `KUBECONFIG` and `~/.kube/config`) and not running in a pod")]
+    #[error(
+        "no kubeconfig found (looked at `--kubeconfig`, `KUBECONFIG` and `~/.kube/config`) and not running in a pod"
+    )]
     NoAccess,
     #[error("cannot read the kubeconfig `{path}`")]
     Kubeconfig {
@@ -78,7 +80,7 @@ pub fn install_crypto_provider() {
 /// How clusters are reached: a kubeconfig, or the pod's in-cluster configuration.
 #[derive(Clone)]
 pub enum Access {
-    Kubeconfig { config: Kubeconfig, source: String },
+    Kubeconfig { config: Box<Kubeconfig>, source: String },
     InCluster,
 }
 
@@ -98,18 +100,18 @@ impl Access {
         if let Some(path) = path {
             let config = Kubeconfig::read_from(path)
                 .map_err(|source| Error::Kubeconfig { path: path.display().to_string(), source })?;
-            return Ok(Access::Kubeconfig { config, source: path.display().to_string() });
+            return Ok(Access::Kubeconfig { config: Box::new(config), source: path.display().to_string() });
         }
         if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) {
             let config = Kubeconfig::from_env().map_err(Error::KubeconfigEnv)?.ok_or(Error::NoAccess)?;
-            return Ok(Access::Kubeconfig { config, source: "KUBECONFIG".into() });
+            return Ok(Access::Kubeconfig { config: Box::new(config), source: "KUBECONFIG".into() });
         }
         if let Some(home) = std::env::var_os("HOME") {
             let default = PathBuf::from(home).join(".kube").join("config");
             if default.is_file() {
                 let config = Kubeconfig::read_from(&default)
                     .map_err(|source| Error::Kubeconfig { path: default.display().to_string(), source })?;
-                return Ok(Access::Kubeconfig { config, source: default.display().to_string() });
+                return Ok(Access::Kubeconfig { config: Box::new(config), source: default.display().to_string() });
             }
         }
         if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
@@ -123,7 +125,7 @@ impl Access {
         let mut config = match self {
             Access::Kubeconfig { config, .. } => {
                 let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
-                Config::from_custom_kubeconfig(config.clone(), &options).await.map_err(|source| Error::Context {
+                Config::from_custom_kubeconfig((**config).clone(), &options).await.map_err(|source| Error::Context {
                     cluster: cluster.into(),
                     context: context.into(),
                     source,
@@ -251,16 +253,13 @@ pub fn observed_node(node: &Node) -> ObservedNode {
         }
     };
     let status = node.status.clone().unwrap_or_default();
-    let ready = status
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .and_then(|c| match c.status.as_str() {
+    let ready = status.conditions.unwrap_or_default().into_iter().find(|c| c.type_ == "Ready").and_then(|c| {
+        match c.status.as_str() {
             "True" => Some(true),
             "False" => Some(false),
             _ => None,
-        });
+        }
+    });
     let info = status.node_info;
     ObservedNode {
         role,
@@ -395,7 +394,11 @@ pub struct WatchTiming {
 
 impl Default for WatchTiming {
     fn default() -> Self {
-        WatchTiming { probe_interval: Duration::from_secs(30), probe_timeout: Duration::from_secs(10), watch_timeout: 290 }
+        WatchTiming {
+            probe_interval: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(10),
+            watch_timeout: 290,
+        }
     }
 }
 
@@ -439,14 +442,24 @@ pub async fn watch_cluster(
         let apps = follow(
             apps_api,
             config.clone(),
-            FollowCtx { shared: shared.clone(), cluster: cluster.clone(), source: Source::Apps, on_change: on_change.clone() },
+            FollowCtx {
+                shared: shared.clone(),
+                cluster: cluster.clone(),
+                source: Source::Apps,
+                on_change: on_change.clone(),
+            },
             |a: &Application| Some((a.metadata.name.clone()?, observed_app(a))),
             |o: &mut ObservedCluster| (&mut o.apps, &mut o.apps_listed),
         );
         let nodes = follow(
             nodes_api,
             config,
-            FollowCtx { shared: shared.clone(), cluster: cluster.clone(), source: Source::Nodes, on_change: on_change.clone() },
+            FollowCtx {
+                shared: shared.clone(),
+                cluster: cluster.clone(),
+                source: Source::Nodes,
+                on_change: on_change.clone(),
+            },
             |n: &Node| Some((n.metadata.name.clone()?, observed_node(n))),
             |o: &mut ObservedCluster| (&mut o.nodes, &mut o.nodes_listed),
         );
@@ -458,7 +471,9 @@ pub async fn watch_cluster(
                     let error = match result {
                         Ok(Ok(_)) => None,
                         Ok(Err(err)) => Some(format!("probing the API: {}", error_chain(&err))),
-                        Err(_) => Some(format!("probing the API: no answer within {}s", timing.probe_timeout.as_secs())),
+                        Err(_) => {
+                            Some(format!("probing the API: no answer within {}s", timing.probe_timeout.as_secs()))
+                        }
                     };
                     if let Some(e) = &error {
                         debug!(error = %e, "probe failed");
@@ -475,6 +490,10 @@ pub async fn watch_cluster(
     .instrument(span)
     .await
 }
+
+/// How many initial lists (and re-lists) run at once over the fleet.
+const LIST_PERMITS: usize = 16;
+static LISTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LIST_PERMITS);
 
 struct FollowCtx {
     shared: SharedObserved,
@@ -506,7 +525,13 @@ async fn follow<K, V>(
     loop {
         let mut stream = std::pin::pin!(watcher(api.clone(), config.clone()));
         let mut pending: BTreeMap<String, V> = BTreeMap::new();
+        // Lists of a whole fleet starting together would hold every response body at
+        // once: at most LIST_PERMITS lists run at a time, each until its InitDone.
+        let mut permit = Some(LISTS.acquire().await.expect("the semaphore is never closed"));
         while let Some(event) = stream.next().await {
+            if matches!(event, Ok(watcher::Event::InitDone) | Err(_)) {
+                drop(permit.take());
+            }
             match event {
                 // Sent before the list is even requested: proves nothing about the cluster.
                 Ok(watcher::Event::Init) => {

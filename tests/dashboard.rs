@@ -9,7 +9,9 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     while let Some(pos) = text[i..].find("kubeprint_") {
         let start = i + pos;
         let mut end = start;
-        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'_' || bytes[end].is_ascii_digit()) {
+        while end < bytes.len()
+            && (bytes[end].is_ascii_lowercase() || bytes[end] == b'_' || bytes[end].is_ascii_digit())
+        {
             end += 1;
         }
         out.insert(text[start..end].to_string());

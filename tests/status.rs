@@ -49,7 +49,11 @@ fn findings(report: &Value, cluster: &str) -> Vec<(String, String, String)> {
         .unwrap()
         .iter()
         .map(|f| {
-            (f["kind"].as_str().unwrap().into(), f["subject"].as_str().unwrap().into(), f["severity"].as_str().unwrap().into())
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["subject"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+            )
         })
         .collect()
 }
@@ -74,13 +78,27 @@ async fn a_cluster_that_runs_what_was_rendered_is_in_sync() {
     assert_eq!(report["clusters"][0]["apps"].as_array().unwrap().len(), desired.apps.len());
 
     // The table on a terminal (text) says the same.
-    let out = kubeprint(&["status", "--today", TODAY, "--kubeconfig", kc.to_str().unwrap(), "--cluster", CLUSTER], tmp.path()).await;
+    let out = kubeprint(
+        &["status", "--today", TODAY, "--kubeconfig", kc.to_str().unwrap(), "--cluster", CLUSTER],
+        tmp.path(),
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     assert!(text.starts_with("CLUSTER    STATE    REACHABLE  APPS OK  NODES READY  ERRORS  WARNINGS\nacme-prod  in-sync  yes        16/16    12/12        0       0\n"), "{text}");
     // Markdown too.
     let out = kubeprint(
-        &["status", "--today", TODAY, "--kubeconfig", kc.to_str().unwrap(), "--cluster", CLUSTER, "--output", "markdown"],
+        &[
+            "status",
+            "--today",
+            TODAY,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--cluster",
+            CLUSTER,
+            "--output",
+            "markdown",
+        ],
         tmp.path(),
     )
     .await;
@@ -138,8 +156,12 @@ async fn every_application_and_node_finding_is_reported() {
     // The oldest kubelet (1.34) left the support window on 2026-11-24.
     expect("kubernetes-support-ended", "cluster", "error");
     assert_eq!(got.len(), 14, "{got:#?}");
-    let messages: Vec<&str> = report["clusters"][0]["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
-    assert!(messages.contains(&"storage node `acme-prod-st-2` is in zone AZ05, the spec places it in AZ06"), "{messages:#?}");
+    let messages: Vec<&str> =
+        report["clusters"][0]["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert!(
+        messages.contains(&"storage node `acme-prod-st-2` is in zone AZ05, the spec places it in AZ06"),
+        "{messages:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +182,8 @@ async fn kubernetes_leaving_the_support_window_within_90_days_is_a_warning() {
         tmp.path(),
     )
     .await;
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let got = findings(&report, CLUSTER);
     assert!(got.contains(&("kubernetes-support-ending".into(), "cluster".into(), "warning".into())), "{got:#?}");
 }
@@ -187,7 +210,9 @@ async fn an_unreachable_cluster_is_unknown_and_counts_as_drift() {
         assert_eq!(state(&report, cluster), "unknown", "{cluster}");
         let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == cluster).unwrap();
         assert_eq!(c["reachable"], false);
-        assert!(c["apps"].as_array().unwrap().iter().all(|a| a["syncCheck"] == "unknown" && a["healthCheck"] == "unknown"));
+        assert!(
+            c["apps"].as_array().unwrap().iter().all(|a| a["syncCheck"] == "unknown" && a["healthCheck"] == "unknown")
+        );
         assert!(c["nodes"].as_array().unwrap().iter().all(|n| n["ready"] == "unknown"));
     }
     assert_eq!(findings(&report, "acme-prod")[0], ("unreachable".into(), "cluster".into(), "error".into()));
@@ -283,7 +308,9 @@ async fn applications_behind_the_published_commit_and_hand_edits() {
     let desired = support::desired(CLUSTER);
     let tmp = tempfile::tempdir().unwrap();
     let rendered = tmp.path().join("rendered");
-    let out = kubeprint(&["render", "--today", TODAY, "--cluster", CLUSTER, "--out", rendered.to_str().unwrap()], tmp.path()).await;
+    let out =
+        kubeprint(&["render", "--today", TODAY, "--cluster", CLUSTER, "--out", rendered.to_str().unwrap()], tmp.path())
+            .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let repo = rendered.join(CLUSTER);
     let now = jiff::Timestamp::now().as_second();
@@ -317,7 +344,11 @@ async fn applications_behind_the_published_commit_and_hand_edits() {
         .collect();
     assert_eq!(behind.len(), 1);
     assert!(behind[0].contains(&format!("synced to {}", &old[..8])), "{}", behind[0]);
-    assert!(behind[0].contains(&format!("last published commit {}, published 1h 0m ago", &published[..8])), "{}", behind[0]);
+    assert!(
+        behind[0].contains(&format!("last published commit {}, published 1h 0m ago", &published[..8])),
+        "{}",
+        behind[0]
+    );
     let root = report["clusters"][0]["apps"].as_array().unwrap().iter().find(|a| a["name"] == "root").unwrap();
     assert_eq!(root["revisionCheck"], "ok");
 }

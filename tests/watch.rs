@@ -34,7 +34,8 @@ async fn watch(server: &ApiServer, timing: WatchTiming, policy: Policy) -> Watch
         policy: Policy { support_date: Some(TODAY.parse().unwrap()), ..policy },
     });
     let observed = SharedObserved::default();
-    let target = Target { cluster: CLUSTER.into(), context: format!("admin@{CLUSTER}"), argocd_namespace: "argocd".into() };
+    let target =
+        Target { cluster: CLUSTER.into(), context: format!("admin@{CLUSTER}"), argocd_namespace: "argocd".into() };
     tokio::spawn(observe::watch_cluster(access, target, timing, observed.clone(), Arc::new(|_: &str| {})));
     let state = ServeState { desired, observed };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,7 +45,11 @@ async fn watch(server: &ApiServer, timing: WatchTiming, policy: Policy) -> Watch
 }
 
 fn fast() -> WatchTiming {
-    WatchTiming { probe_interval: Duration::from_millis(200), probe_timeout: Duration::from_millis(500), watch_timeout: 30 }
+    WatchTiming {
+        probe_interval: Duration::from_millis(200),
+        probe_timeout: Duration::from_millis(500),
+        watch_timeout: 30,
+    }
 }
 
 /// Polls the report until `pred` holds; panics with the last report after `secs`.
@@ -243,10 +248,7 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // JSON log lines, with the cluster's span on the watcher's lines.
     let logs: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert!(
-        logs.iter().any(|l| l["fields"]["message"] == "watching" && l["span"]["cluster"] == CLUSTER),
-        "{stderr}"
-    );
+    assert!(logs.iter().any(|l| l["fields"]["message"] == "watching" && l["span"]["cluster"] == CLUSTER), "{stderr}");
     assert!(logs.iter().any(|l| l["fields"]["message"] == "cluster state changed"), "{stderr}");
     assert!(!stderr.contains("not-a-secret"), "no credential in the logs");
 }

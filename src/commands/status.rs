@@ -47,7 +47,9 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 pub(super) fn access(args: &ObserveArgs, clusters: usize) -> Result<Access> {
     observe::install_crypto_provider();
     let access = Access::load(args.kubeconfig.as_deref()).map_err(|e| CommandError {
-        hint: Some("pass `--kubeconfig FILE` or set `KUBECONFIG`; each cluster's `kubeContext` names its context".into()),
+        hint: Some(
+            "pass `--kubeconfig FILE` or set `KUBECONFIG`; each cluster's `kubeContext` names its context".into(),
+        ),
         ..CommandError::environment(e)
     })?;
     if matches!(access, Access::InCluster) && clusters != 1 {
@@ -116,7 +118,8 @@ fn rendered_cluster(spec: &kubeprint::model::ClusterSpec, dir: &Path) -> Result<
 }
 
 fn summary(c: &drift::ClusterReport) -> [String; 7] {
-    let apps_ok = c.apps.iter().filter(|a| a.sync_check == drift::Check::Ok && a.health_check == drift::Check::Ok).count();
+    let apps_ok =
+        c.apps.iter().filter(|a| a.sync_check == drift::Check::Ok && a.health_check == drift::Check::Ok).count();
     let nodes_ok = c.nodes.iter().filter(|n| n.ready == drift::Check::Ok).count();
     let count = |s| c.findings.iter().filter(|f| f.severity == s).count().to_string();
     [
@@ -149,7 +152,11 @@ fn text(report: &DriftReport) -> String {
     let findings: Vec<String> = report
         .clusters
         .iter()
-        .flat_map(|c| c.findings.iter().map(move |f| format!("{}: {}: {}: {}", c.cluster, f.severity.as_str(), f.subject, f.message)))
+        .flat_map(|c| {
+            c.findings
+                .iter()
+                .map(move |f| format!("{}: {}: {}: {}", c.cluster, f.severity.as_str(), f.subject, f.message))
+        })
         .collect();
     if !findings.is_empty() {
         out.push(String::new());
@@ -167,10 +174,7 @@ fn text(report: &DriftReport) -> String {
 }
 
 fn markdown(report: &DriftReport) -> String {
-    let mut out = vec![
-        format!("| {} |", HEADERS.join(" | ")),
-        format!("|{}", HEADERS.map(|_| "---|").concat()),
-    ];
+    let mut out = vec![format!("| {} |", HEADERS.join(" | ")), format!("|{}", HEADERS.map(|_| "---|").concat())];
     for c in &report.clusters {
         out.push(format!("| {} |", summary(c).join(" | ")));
     }

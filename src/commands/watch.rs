@@ -51,7 +51,9 @@ pub fn run(args: WatchArgs, printer: &Printer) -> Result {
 fn transition_logger(desired: Arc<drift::Desired>, observed: SharedObserved) -> Arc<dyn Fn(&str) + Send + Sync> {
     let last: Mutex<BTreeMap<String, ClusterState>> = Mutex::new(BTreeMap::new());
     Arc::new(move |cluster: &str| {
-        let Some(d) = desired.clusters.get(cluster) else { return };
+        let Some(d) = desired.clusters.get(cluster) else {
+            return;
+        };
         let o = observed.cluster(cluster);
         let report = drift::drift_cluster(d, o.as_ref(), &desired.catalog, desired.policy, Timestamp::now());
         let mut last = last.lock().expect("state lock");

@@ -143,7 +143,8 @@ impl ApiServer {
 
     /// Changes an object in place with `f` (MODIFIED).
     pub fn modify(&self, cluster: &str, kind: Kind, name: &str, f: impl FnOnce(&mut Value)) {
-        let mut object = self.with(cluster, |c| c.objects.get(&(kind, name.to_string())).cloned()).expect("object exists");
+        let mut object =
+            self.with(cluster, |c| c.objects.get(&(kind, name.to_string())).cloned()).expect("object exists");
         f(&mut object);
         self.apply(cluster, kind, object);
     }
@@ -266,7 +267,11 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
     }
 
     let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let timeout = query.get("timeoutSeconds").and_then(|v| v.parse().ok()).map(Duration::from_secs).unwrap_or(Duration::from_secs(290));
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(290));
     let bookmarks = matches!(query.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
     let (backlog, rx, gone, current) = {
         let mut all = inner.clusters.lock().unwrap();
