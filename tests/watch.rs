@@ -240,9 +240,8 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
     assert!(metrics.contains("kubeprint_cluster_reachable{cluster=\"acme-prod\"} 1\n"));
     assert_eq!(support::http_get(addr, "/healthz").await.unwrap(), (200, "ok\n".to_string()));
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("stops").unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
