@@ -71,8 +71,22 @@ fn proc_status_kib(field: &str) -> u64 {
 /// The child process: serve the whole simulated fleet, print the address, wait for stdin EOF.
 async fn server_process(n: usize) {
     let server = ApiServer::start_on("127.0.0.1:0").await;
+    // BENCH_SMALL_APPS=1 (a diagnostic): minimal Applications instead of the 15 KB real-shaped ones.
+    let small = std::env::var_os("BENCH_SMALL_APPS").is_some();
     for i in 0..n {
-        support::serve_in_sync(&server, &desired_cluster(i), REV);
+        let d = desired_cluster(i);
+        support::serve_in_sync(&server, &d, REV);
+        if small {
+            for app in &d.apps {
+                let status =
+                    serde_json::json!({"sync": {"status": "Synced", "revision": REV}, "health": {"status": "Healthy"}});
+                server.apply(
+                    &d.name,
+                    support::Kind::Application,
+                    serde_json::json!({"metadata": {"name": app, "namespace": "argocd"}, "status": status}),
+                );
+            }
+        }
     }
     println!("{}", server.addr);
     tokio::task::spawn_blocking(|| {
