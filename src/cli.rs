@@ -77,6 +77,11 @@ pub enum Command {
     /// Check a rendered tree against the upstream schemas (CRDs, chart values, core objects).
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// Compare every cluster (Argo CD applications, nodes, versions) with what was rendered, once.
+    #[command(after_help = STATUS_EXIT_CODES)]
+    Status(StatusArgs),
+    /// Watch every cluster and serve drift as Prometheus metrics and JSON.
+    Watch(WatchArgs),
 }
 
 /// `kubeprint check`
@@ -88,6 +93,88 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+const STATUS_EXIT_CODES: &str = "\
+Exit codes:
+  0  every cluster is in sync
+  1  drift found; a cluster that could not be observed (unknown) counts as drift
+  2  bad input: usage, invalid specs, unknown cluster, unreadable rendered tree
+  3  the command could not run: no readable kubeconfig, no runtime";
+
+/// Which clusters to observe, how to reach them, and what they should run.
+#[derive(Debug, Args, Clone)]
+pub struct ObserveArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Observe only these clusters (repeatable); default every cluster.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Read the desired trees from DIR/<cluster>/ instead of rendering in memory; a git
+    /// work tree there also gives the last published commit and hand edits.
+    #[arg(long, value_name = "DIR")]
+    pub rendered: Option<PathBuf>,
+    /// The kubeconfig file (default: `KUBECONFIG`, then `~/.kube/config`, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The context to use instead of the spec's `kubeContext` (one `--cluster` only).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Observations older than this many seconds make a cluster unknown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub stale_after: u64,
+}
+
+/// How `status` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StatusFormat {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+/// `kubeprint status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+    /// How long to wait for one cluster, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+    /// How many clusters to read at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: StatusFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `kubeprint watch`
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+    /// Where `/metrics`, `/status` and `/healthz` are served.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between liveness probes of each cluster's API.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub probe_interval: u64,
+    /// `timeoutSeconds` of each watch request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 290)]
+    pub watch_timeout: u32,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 /// `kubeprint validate`

@@ -9,12 +9,16 @@
 pub mod check;
 pub mod diagnostics;
 pub mod digest;
+pub mod drift;
 pub mod fleet;
 pub mod generate;
 pub mod load;
+pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod plan;
 pub mod render;
+pub mod serve;
 pub mod tree;
 pub mod validate;
 pub mod write;

@@ -10,7 +10,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let printer = commands::Printer::new(&cli.global);
-    init_logging(&cli.global);
+    let json_logs =
+        matches!(&cli.command, cli::Command::Watch(a) if a.log_format == cli::LogFormat::Json);
+    init_logging(&cli.global, json_logs);
     let status = match commands::run(cli.command, &printer) {
         Ok(status) => status,
         Err(err) => {
@@ -21,7 +23,7 @@ fn main() -> ExitCode {
     ExitCode::from(status as u8)
 }
 
-fn init_logging(global: &cli::GlobalArgs) {
+fn init_logging(global: &cli::GlobalArgs, json: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -33,9 +35,9 @@ fn init_logging(global: &cli::GlobalArgs) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if json { fmt.json().init() } else { fmt.init() }
 }

@@ -15,6 +15,8 @@ fn pure_modules_do_no_io() {
         ("render/templates.rs", include_str!("render/templates.rs")),
         ("tree.rs", include_str!("tree.rs")),
         ("check.rs", include_str!("check.rs")),
+        ("drift.rs", include_str!("drift.rs")),
+        ("metrics.rs", include_str!("metrics.rs")),
     ];
     const FORBIDDEN: &[&str] = &[
         "std::fs",

@@ -4,7 +4,9 @@ mod check;
 mod explain;
 mod render;
 mod schema;
+mod status;
 mod validate;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 
@@ -192,6 +194,8 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
         Command::Check(args) => check::run(args, printer),
+        Command::Status(args) => status::run(args, printer),
+        Command::Watch(args) => watch::run(args, printer),
     }
 }
 

@@ -1,0 +1,217 @@
+//! Benchmark of `kubeprint watch` on a simulated fleet: 500 clusters of 20 Argo CD
+//! applications and 10 nodes each, served by the API server double in a child process.
+//!
+//! Reports the time until every cluster is known and in sync, the time from a status
+//! change in a cluster to its `/metrics` line (median and worst of several changes), and
+//! the watcher's peak memory (VmHWM of this process; the double runs in its own).
+//!
+//! `cargo bench --bench watch` (`BENCH_CLUSTERS=N` to change the fleet size).
+
+#[path = "../tests/kube_support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kubeprint::drift::{ClusterState, Desired, DesiredCluster, DesiredNode, Policy};
+use kubeprint::model::Role;
+use kubeprint::observe::{self, Access, SharedObserved, Target, WatchTiming};
+use kubeprint::serve::ServeState;
+use support::ApiServer;
+
+const APPS: usize = 20;
+const NODES: usize = 10;
+const REV: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn clusters() -> usize {
+    std::env::var("BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+fn desired_cluster(i: usize) -> DesiredCluster {
+    let name = format!("c{i:04}");
+    let zones = ["AZ05", "AZ06", "AZ07"];
+    let nodes = (0..NODES)
+        .map(|n| {
+            let role = match n {
+                0..=2 => Role::ControlPlane,
+                3..=5 => Role::Storage,
+                _ => Role::Worker,
+            };
+            (
+                format!("{name}-n{n:02}"),
+                DesiredNode {
+                    role,
+                    zone: zones[n % 3].into(),
+                    max_pods: 110,
+                },
+            )
+        })
+        .collect();
+    DesiredCluster {
+        name,
+        tier: "production".into(),
+        kubernetes: "1.36.3".into(),
+        talos: "v1.13.9".into(),
+        apps: (0..APPS).map(|a| format!("app-{a:02}")).collect(),
+        nodes,
+        published: None,
+        hand_edits: Vec::new(),
+    }
+}
+
+fn vm_hwm_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The child process: serve the whole simulated fleet, print the address, wait for stdin EOF.
+async fn server_process(n: usize) {
+    let server = ApiServer::start_on("127.0.0.1:0").await;
+    // BENCH_SMALL_APPS=1 (a diagnostic): minimal Applications instead of the 15 KB real-shaped ones.
+    let small = std::env::var_os("BENCH_SMALL_APPS").is_some();
+    for i in 0..n {
+        let d = desired_cluster(i);
+        support::serve_in_sync(&server, &d, REV);
+        if small {
+            for app in &d.apps {
+                let status = serde_json::json!({"sync": {"status": "Synced", "revision": REV}, "health": {"status": "Healthy"}});
+                server.apply(
+                    &d.name,
+                    support::Kind::Application,
+                    serde_json::json!({"metadata": {"name": app, "namespace": "argocd"}, "status": status}),
+                );
+            }
+        }
+    }
+    println!("{}", server.addr);
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    })
+    .await
+    .unwrap();
+    eprintln!("double: peak memory {} MiB", vm_hwm_kib() / 1024);
+}
+
+fn main() {
+    let n = clusters();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if std::env::var_os("KUBEPRINT_BENCH_SERVER").is_some() {
+        runtime.block_on(server_process(n));
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it with no argument: keep that quick.
+    let n = if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        n.min(5)
+    };
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("KUBEPRINT_BENCH_SERVER", "1")
+        .env("BENCH_CLUSTERS", n.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the double starts");
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let addr: std::net::SocketAddr = addr.trim().parse().expect("the double prints its address");
+
+    let before = vm_hwm_kib();
+    runtime.block_on(async move {
+        observe::install_crypto_provider();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut kc = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        for i in 0..n {
+            kc.push_str(&format!("- name: c{i:04}\n  cluster:\n    server: http://{addr}/c/c{i:04}\n"));
+        }
+        kc.push_str("users:\n- name: bench\n  user:\n    token: bench\ncontexts:\n");
+        for i in 0..n {
+            kc.push_str(&format!("- name: ctx-c{i:04}\n  context:\n    cluster: c{i:04}\n    user: bench\n"));
+        }
+        let kc_path = tmp.path().join("kubeconfig");
+        std::fs::write(&kc_path, kc).unwrap();
+        let access = Access::load(Some(&kc_path)).unwrap();
+
+        let clusters: BTreeMap<String, DesiredCluster> = (0..n).map(|i| (format!("c{i:04}"), desired_cluster(i))).collect();
+        let desired = Arc::new(Desired { clusters, catalog: support::catalog(), policy: Policy::default() });
+        let observed = SharedObserved::default();
+        let start = Instant::now();
+        for i in 0..n {
+            let target = Target { cluster: format!("c{i:04}"), context: format!("ctx-c{i:04}"), argocd_namespace: "argocd".into() };
+            tokio::spawn(observe::watch_cluster(access.clone(), target, WatchTiming::default(), observed.clone(), Arc::new(|_: &str| {})));
+        }
+        let state = ServeState { desired, observed };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = listener.local_addr().unwrap();
+        tokio::spawn(kubeprint::serve::serve(listener, state.clone(), std::future::pending()));
+
+        loop {
+            let report = state.report();
+            let in_sync = report.clusters.iter().filter(|c| c.state == ClusterState::InSync).count();
+            if in_sync == n {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(300), "only {in_sync}/{n} clusters in sync after 5 minutes");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let initial = start.elapsed();
+        let rss_in_sync = proc_status_kib("VmRSS:");
+
+        let t = Instant::now();
+        let (_, body) = support::http_get(metrics_addr, "/metrics").await.unwrap();
+        let scrape = t.elapsed();
+
+        let mut latencies = Vec::new();
+        for k in 0..10 {
+            let cluster = format!("c{:04}", (k * 37) % n);
+            let app = format!("app-{:02}", k % APPS);
+            for (status, value) in [("OutOfSync", 0), ("Synced", 1)] {
+                let want = format!("kubeprint_app_sync{{cluster=\"{cluster}\",app=\"{app}\",status=\"{status}\"}} {value}\n");
+                let t0 = Instant::now();
+                let (code, _) = support::http_get(addr, &format!("/ctl/{cluster}/app/{app}/sync/{status}")).await.unwrap();
+                assert_eq!(code, 200);
+                loop {
+                    let (_, body) = support::http_get(metrics_addr, "/metrics").await.unwrap();
+                    if body.contains(&want) {
+                        break;
+                    }
+                    assert!(t0.elapsed() < Duration::from_secs(30), "the change never reached /metrics");
+                }
+                latencies.push(t0.elapsed());
+            }
+        }
+        latencies.sort();
+        let median = latencies[latencies.len() / 2];
+        let worst = latencies[latencies.len() - 1];
+        let hwm = vm_hwm_kib();
+        println!("watch benchmark: {n} clusters x {APPS} applications x {NODES} nodes");
+        println!("  all clusters in sync after      {:>8.2} s", initial.as_secs_f64());
+        println!("  /metrics scrape                 {:>8.1} ms ({} KiB)", scrape.as_secs_f64() * 1000.0, body.len() / 1024);
+        println!("  status change -> /metrics       median {:.1} ms, worst {:.1} ms ({} changes)", median.as_secs_f64() * 1000.0, worst.as_secs_f64() * 1000.0, latencies.len());
+        println!("  peak memory of the watcher      {:>8.1} MiB (VmHWM; {:.1} MiB before watching, {:.1} MiB resident once in sync)", hwm as f64 / 1024.0, before as f64 / 1024.0, rss_in_sync as f64 / 1024.0);
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
