@@ -137,7 +137,7 @@ async fn a_cluster_that_runs_what_was_rendered_is_in_sync() {
     .await;
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(
-        md.contains("| acme-prod | in-sync | yes | 16/16 | 12/12 | 0 | 0 |"),
+        md.contains("| acme-prod | in-sync | yes | 23/23 | 12/12 | 0 | 0 |"),
         "{md}"
     );
 }
