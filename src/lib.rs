@@ -9,9 +9,11 @@
 pub mod diagnostics;
 pub mod digest;
 pub mod fleet;
+pub mod git;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod publish;
 pub mod render;
 pub mod tree;
 pub mod validate;
