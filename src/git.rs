@@ -187,7 +187,10 @@ impl Method {
 /// State of one connection's credential callback: which methods were tried.
 #[derive(Default)]
 struct AuthState {
+    /// Methods asked for a credential.
     tried: Vec<Method>,
+    /// Methods that produced one (what the server saw).
+    offered: Vec<Method>,
     exhausted: bool,
 }
 
@@ -255,6 +258,7 @@ fn callbacks<'a>(
             };
             // A method that cannot even build a credential (no agent, no helper) is skipped.
             if let Ok(cred) = result {
+                st.offered.push(method);
                 return Ok(cred);
             }
         }
