@@ -7,6 +7,7 @@
 //! edges (`load`, `write`) touch the file system.
 
 pub mod diagnostics;
+pub mod diff;
 pub mod digest;
 pub mod fleet;
 pub mod git;
