@@ -74,12 +74,26 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the JSON schema of the cluster spec (for editors: yaml-language-server).
     Schema(SchemaArgs),
+    /// Check a rendered tree against the upstream schemas (CRDs, chart values, core objects).
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
     /// Commit each cluster's rendered tree to its Git repository and push (only what changed).
     #[command(after_help = PUBLISH_EXIT_CODES)]
     Publish(PublishArgs),
     /// Show what a blueprint change does to every cluster: render two revisions and compare.
     #[command(after_help = EXIT_CODES)]
     Diff(DiffArgs),
+}
+
+/// `kubeprint check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A rendered cluster tree, or a directory of them (default: `rendered`).
+    #[arg(default_value = "rendered")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 const PUBLISH_EXIT_CODES: &str = "\

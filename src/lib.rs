@@ -6,6 +6,7 @@
 //! [`write`] (or diff, publish). Pure stages take values and return values; only the
 //! edges (`load`, `write`) touch the file system.
 
+pub mod check;
 pub mod diagnostics;
 pub mod diff;
 pub mod digest;

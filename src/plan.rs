@@ -432,7 +432,7 @@ mod tests {
     proptest! {
         #[test]
         fn an_empty_overlay_changes_nothing(base in arb_map()) {
-            let once = merged(&[base.clone()]);
+            let once = merged(std::slice::from_ref(&base));
             let twice = merged(&[base, json!({})]);
             prop_assert_eq!(once.value, twice.value);
         }

@@ -228,7 +228,8 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
                 ),
                 "spread the workers over the zones",
             );
-        } else if workers % 3 != 0 || per_zone.values().collect::<BTreeSet<_>>().len() > 1 {
+        } else if !workers.is_multiple_of(3) || per_zone.values().collect::<BTreeSet<_>>().len() > 1
+        {
             v.warning(
                 "nodes.workers.hosts",
                 format!("{workers} workers are not in balanced batches of three across the zones"),

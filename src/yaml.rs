@@ -174,7 +174,12 @@ pub fn from_document<T: DeserializeOwned>(file: &str, doc: &Document) -> Result<
         let message = err.inner().to_string();
         let (location, hint) = match unknown_field(&message) {
             Some((field, expected)) => {
-                let key_path = child_path(&path, &field);
+                // serde_path_to_error's path already ends with the unknown key.
+                let key_path = if path.ends_with(field.as_str()) {
+                    path.clone()
+                } else {
+                    child_path(&path, &field)
+                };
                 let hint = did_you_mean(&field, &expected)
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| {
@@ -566,7 +571,7 @@ mod tests {
         let err = from_document::<Outer>("c.yaml", &doc).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes`"
+            "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes.workrCount`"
         );
         assert_eq!(err.hint(), Some("did you mean `workerCount`?"));
     }

@@ -1,5 +1,6 @@
 //! One file per command; shared reporting: the printer, exit statuses, error classes.
 
+mod check;
 mod diff;
 mod explain;
 mod publish;
@@ -192,6 +193,7 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Render(args) => render::run(args, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
+        Command::Check(args) => check::run(args, printer),
         Command::Publish(args) => publish::run(args, printer),
         Command::Diff(args) => diff::run(args, printer),
     }

@@ -124,13 +124,10 @@ impl Catalog {
         let n = self.policy.supported_minors as usize;
         // Once minor + n is out, this minor is N-n: it ends grace days after that release.
         let end_after = |k: usize| {
-            minors
-                .get(pos + k)
-                .map(|(_, d)| {
-                    d.checked_add(jiff::Span::new().days(self.policy.grace_days as i64))
-                        .ok()
-                })
-                .flatten()
+            minors.get(pos + k).and_then(|(_, d)| {
+                d.checked_add(jiff::Span::new().days(self.policy.grace_days as i64))
+                    .ok()
+            })
         };
         if newest - idx < n {
             return Support::Supported {
