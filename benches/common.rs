@@ -12,8 +12,15 @@ pub const TODAY: &str = "2026-11-25";
 
 /// The example fleet's inputs with its clusters replaced by `n` generated ones.
 pub fn fleet(base: &Sources, n: usize) -> Sources {
-    let templates = [("acme-prod", "prod"), ("acme-prod", "prod"), ("globex-dev", "dev")];
-    let mut out = Sources { files: Default::default(), revision: None };
+    let templates = [
+        ("acme-prod", "prod"),
+        ("acme-prod", "prod"),
+        ("globex-dev", "dev"),
+    ];
+    let mut out = Sources {
+        files: Default::default(),
+        revision: None,
+    };
     for (path, text) in &base.files {
         if !path.starts_with("overlays/clusters/") {
             out.files.insert(path.clone(), text.clone());
@@ -23,7 +30,10 @@ pub fn fleet(base: &Sources, n: usize) -> Sources {
         let (template, suffix) = templates[i % templates.len()];
         let spec = &base.files[&format!("overlays/clusters/{template}.yaml")];
         let name = format!("c{i:05}-{suffix}");
-        out.files.insert(format!("overlays/clusters/{name}.yaml"), spec.replace(template, &name));
+        out.files.insert(
+            format!("overlays/clusters/{name}.yaml"),
+            spec.replace(template, &name),
+        );
     }
     out
 }

@@ -41,7 +41,10 @@ fn side(repo: &std::path::Path, rev: &str, today: jiff::civil::Date) -> FleetRen
 }
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
     let today: jiff::civil::Date = common::TODAY.parse().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(root).expect("the repository is a blueprint repository");
@@ -53,7 +56,15 @@ fn main() {
     git(repo, &["commit", "-q", "-m", "Generated fleet"]);
     let bp = repo.join("blueprints/cilium/blueprint.yaml");
     let text = std::fs::read_to_string(&bp).unwrap();
-    std::fs::write(&bp, text.replacen("    ui:\n      enabled: true", "    ui:\n      enabled: false", 1)).unwrap();
+    std::fs::write(
+        &bp,
+        text.replacen(
+            "    ui:\n      enabled: true",
+            "    ui:\n      enabled: false",
+            1,
+        ),
+    )
+    .unwrap();
     git(repo, &["commit", "-q", "-am", "Turn off the Hubble UI"]);
 
     for round in 1..=2 {
@@ -62,8 +73,16 @@ fn main() {
         let new = side(repo, "HEAD", today);
         let t_render = t0.elapsed().as_secs_f64();
         let set = diff::diff(&old, &new);
-        let base_side = report::Side { label: "HEAD~1".into(), commit: None, subject: None };
-        let head_side = report::Side { label: "HEAD".into(), commit: None, subject: None };
+        let base_side = report::Side {
+            label: "HEAD~1".into(),
+            commit: None,
+            subject: None,
+        };
+        let head_side = report::Side {
+            label: "HEAD".into(),
+            commit: None,
+            subject: None,
+        };
         let md = report::markdown(&set, &base_side, &head_side, 60_000);
         let total = t0.elapsed().as_secs_f64();
         assert_eq!(set.summary.changed, n);

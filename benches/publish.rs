@@ -13,7 +13,10 @@ use kubeprint::publish::{self, Options, Outcome, Target};
 use kubeprint::{fleet, load};
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200);
     let jobs = 4;
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(repo).expect("the repository is a blueprint repository");
@@ -21,7 +24,8 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
 
     let t0 = Instant::now();
-    let checked = fleet::check(&sources, common::TODAY.parse().unwrap()).unwrap_or_else(|e| panic!("{e:?}"));
+    let checked =
+        fleet::check(&sources, common::TODAY.parse().unwrap()).unwrap_or_else(|e| panic!("{e:?}"));
     let names = fleet::select(&checked.fleet, &[]).unwrap();
     let trees = fleet::render_all(&checked, &names).unwrap();
     let t_render = t0.elapsed().as_secs_f64();
@@ -30,19 +34,32 @@ fn main() {
         .map(|name| {
             let bare = work.path().join("git").join(format!("{name}.git"));
             git2::Repository::init_bare(&bare).unwrap();
-            Target { cluster: name.clone(), url: kubeprint::git::DisplaySafeUrl::new(format!("file://{}", bare.display())), branch: "main".into() }
+            Target {
+                cluster: name.clone(),
+                url: kubeprint::git::DisplaySafeUrl::new(format!("file://{}", bare.display())),
+                branch: "main".into(),
+            }
         })
         .collect();
     let opts = Options::new(work.path().join("cache"));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .unwrap();
 
     let run = |label: &str| {
         let t = Instant::now();
         let outcomes: Vec<Outcome> = pool.install(|| {
-            targets.par_iter().map(|t| publish::publish(t, &trees[&t.cluster], &opts).unwrap()).collect()
+            targets
+                .par_iter()
+                .map(|t| publish::publish(t, &trees[&t.cluster], &opts).unwrap())
+                .collect()
         });
         let secs = t.elapsed().as_secs_f64();
-        let pushed = outcomes.iter().filter(|o| matches!(o, Outcome::Pushed { .. })).count();
+        let pushed = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Pushed { .. }))
+            .count();
         println!(
             "{label}: {n} clusters in {secs:.3} s = {:.0} clusters/s ({pushed} pushed, --jobs {jobs}); render before it {t_render:.3} s",
             n as f64 / secs
@@ -50,5 +67,9 @@ fn main() {
         pushed
     };
     assert_eq!(run("first publish"), n);
-    assert_eq!(run("no-op publish"), 0, "a re-publish with nothing changed pushes nothing");
+    assert_eq!(
+        run("no-op publish"),
+        0,
+        "a re-publish with nothing changed pushes nothing"
+    );
 }
