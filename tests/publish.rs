@@ -598,3 +598,74 @@ fn ssh_with_a_key_file_and_a_wrong_key() {
     );
     assert_eq!(log(&env, &bares[0]).len(), 1);
 }
+
+/// The race on the server's side: a pre-receive hook lands another push after ours was
+/// accepted for sending, so the server refuses to update the ref ("failed to update ref");
+/// kubeprint fetches, finds no hand edit, rebuilds its commit on the new head and pushes.
+#[test]
+fn a_ref_update_refused_by_the_server_is_retried() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let (_daemon, port) = git_daemon(&env);
+    let template = format!("git://127.0.0.1:{port}/{{cluster}}.git");
+    let (_, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Another writer's commit (no file changed, so no hand edit), pushed from inside our
+    // push's pre-receive hook: our ref update then fails on the server.
+    let clone = env.path().join("other");
+    env.run_git(
+        env.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    env.run_git(
+        &clone,
+        &["commit", "-q", "--allow-empty", "-m", "Another writer"],
+    );
+    let marker = env.path().join("hook-ran");
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\nif [ ! -e '{marker}' ]; then\n  touch '{marker}'\n  env -i PATH=\"$PATH\" HOME='{home}' GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 git -C '{clone}' push -q origin HEAD:main >&2\nfi\nexit 0\n",
+            marker = marker.display(),
+            home = env.home().display(),
+            clone = clone.display()
+        ),
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .arg("755")
+            .arg(&hook)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    edit(
+        &fleet.join("overlays/clusters/acme-prod.yaml"),
+        "retention: 45d",
+        "retention: 47d",
+    );
+    env.commit_all(&fleet, "Raced change");
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(marker.exists(), "the hook ran");
+    assert!(
+        stdout.contains("acme-prod: pushed") && stdout.contains("after 2 attempts"),
+        "{stdout}"
+    );
+    let history = log(&env, &bare);
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(
+        history[0].ends_with(": Raced change") && history[1].ends_with(" Another writer"),
+        "{history:?}"
+    );
+}
