@@ -373,18 +373,29 @@ pub fn fetch(
     Ok(head)
 }
 
+/// What the remote said to a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The branch now points at the commit.
+    Accepted,
+    /// Refused: the branch is not where the commit was built on (someone pushed in
+    /// between), or the server declined with `message` (a hook, a protected branch).
+    Rejected { message: Option<String> },
+}
+
 /// Pushes `commit` to `branch` of `url`, fast-forward only (never forced).
 ///
-/// Returns `Ok(false)` when the remote rejected it because its branch moved (someone
-/// pushed in between): fetch and try again. This is the one function that talks to the
-/// remote for writing, so that it could fall back to the `git` program if ever needed.
+/// A rejection is not an error: the caller fetches again to learn whether the branch
+/// moved (retry) or not (the server refuses; see [`Error::Refused`]). This is the one
+/// function that writes to a remote, so that it could fall back to the `git` program if
+/// ever needed.
 pub fn push(
     repo: &Repository,
     url: &DisplaySafeUrl,
     branch: &str,
     commit: Oid,
     creds: &Credentials,
-) -> Result<bool> {
+) -> Result<Pushed> {
     let local = "refs/kubeprint/publish";
     repo.reference(local, commit, true, "kubeprint: publish")
         .map_err(objects)?;
@@ -401,37 +412,24 @@ pub fn push(
     let mut opts = git2::PushOptions::new();
     opts.remote_callbacks(cb);
     let mut remote = repo.remote_anonymous(url.expose()).map_err(objects)?;
-    let refname = format!("refs/heads/{branch}");
-    let refspec = format!("{local}:{refname}");
+    let refspec = format!("{local}:refs/heads/{branch}");
     match remote.push(&[refspec.as_str()], Some(&mut opts)) {
         Ok(()) => {}
-        Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(false),
+        // libgit2 saw from the advertisement that the branch moved.
+        Err(e) if e.code() == ErrorCode::NotFastForward => {
+            return Ok(Pushed::Rejected { message: None });
+        }
         Err(e) => return Err(remote_error(url, creds, &state.borrow(), &e)),
     }
     if let Some(message) = rejected.borrow_mut().take() {
         let message = creds.scrub(&url.scrub(&message));
-        let moved = [
-            "fetch first",
-            "non-fast-forward",
-            "failed to update ref",
-            "failed to lock",
-            "stale info",
-            "cannot lock",
-        ]
-        .iter()
-        .any(|m| message.contains(m));
-        if moved {
-            return Ok(false);
-        }
-        return Err(Error::Refused {
-            url: url.clone(),
-            refname,
-            message,
+        return Ok(Pushed::Rejected {
+            message: Some(message),
         });
     }
     repo.reference(&tracking_ref(branch), commit, true, "kubeprint: pushed")
         .map_err(objects)?;
-    Ok(true)
+    Ok(Pushed::Accepted)
 }
 
 /// Writes `tree` into the repository as blobs and trees; returns the root tree's id.

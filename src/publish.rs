@@ -291,9 +291,21 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         })?;
     let repo = git::open_cache(&opts.cache_dir.join(format!("{cluster}.git"))).map_err(git_err)?;
     let attempts = opts.max_attempts.max(1);
+    // The head our last rejected commit was built on, and what the server said.
+    let mut rejected: Option<(Option<git2::Oid>, Option<String>)> = None;
     for attempt in 1..=attempts {
         let head =
             git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)?;
+        if let Some((built_on, message)) = rejected.take()
+            && built_on == head
+        {
+            // The branch did not move: the server refuses this push for another reason.
+            return Err(git_err(git::Error::Refused {
+                url: target.url.clone(),
+                refname: format!("refs/heads/{}", target.branch),
+                message: message.unwrap_or_else(|| "rejected".into()),
+            }));
+        }
         let published = match head {
             Some(h) => git::read_commit(&repo, h).map_err(git_err)?,
             None => RenderedTree::default(),
@@ -342,7 +354,7 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         if let Some(hook) = &opts.before_push {
             hook(cluster, attempt);
         }
-        if git::push(
+        match git::push(
             &repo,
             &target.url,
             &target.branch,
@@ -351,18 +363,19 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         )
         .map_err(git_err)?
         {
-            tracing::info!(cluster, %commit, attempt, "pushed");
-            return Ok(Outcome::Pushed {
-                commit: commit.to_string(),
-                attempts: attempt,
-                overwritten: edits,
-            });
+            git::Pushed::Accepted => {
+                tracing::info!(cluster, %commit, attempt, "pushed");
+                return Ok(Outcome::Pushed {
+                    commit: commit.to_string(),
+                    attempts: attempt,
+                    overwritten: edits,
+                });
+            }
+            git::Pushed::Rejected { message } => {
+                tracing::info!(cluster, attempt, "push rejected; fetching again");
+                rejected = Some((head, message));
+            }
         }
-        tracing::info!(
-            cluster,
-            attempt,
-            "push rejected: the branch moved; fetching again"
-        );
     }
     Err(Error::Raced {
         cluster: cluster.into(),

@@ -669,3 +669,44 @@ fn a_ref_update_refused_by_the_server_is_retried() {
         "{history:?}"
     );
 }
+
+/// A server that declines the push (a hook, a protected branch) without anyone having
+/// pushed: no endless retry, a clear error naming the refusal.
+#[test]
+fn a_push_declined_by_the_server_fails_clearly() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let (_daemon, port) = git_daemon(&env);
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncat >/dev/null\necho 'this branch is protected' >&2\nexit 1\n",
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .arg("755")
+            .arg(&hook)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let template = format!("git://127.0.0.1:{port}/{{cluster}}.git");
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "`git://127.0.0.1:{port}/acme-prod.git` refused the update of `refs/heads/main`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        env.git(&bare)
+            .args(["rev-parse", "--verify", "-q", "main"])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    );
+}
