@@ -384,6 +384,22 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
     })
 }
 
+/// The hand edits in a cluster's repository now: fetches its branch into the cache and
+/// runs [`hand_edits`] on the head (none for a branch that does not exist yet). For the
+/// drift watcher, which reports them as a drift finding.
+pub fn remote_hand_edits(target: &Target, opts: &Options) -> Result<Vec<HandEdit>> {
+    let git_err = |source| Error::Git {
+        cluster: target.cluster.clone(),
+        source,
+    };
+    let repo = git::open_cache(&opts.cache_dir.join(format!("{}.git", target.cluster)))
+        .map_err(git_err)?;
+    match git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)? {
+        Some(head) => Ok(hand_edits(&git::read_commit(&repo, head).map_err(git_err)?)),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The URL of a cluster's repository: `template` with `{cluster}` replaced, or the spec's.
 pub fn remote_url(template: Option<&str>, cluster: &str, spec_url: &str) -> DisplaySafeUrl {
     match template {

@@ -152,6 +152,17 @@ fn file_remote_first_publish_noop_change_and_hand_edits() {
     );
     env.commit_all(&clone, "Hand edit");
     env.run_git(&clone, &["push", "-q", "origin", "main"]);
+    let target = Target {
+        cluster: "acme-prod".into(),
+        url: DisplaySafeUrl::new(format!("file://{}", acme.display())),
+        branch: "main".into(),
+    };
+    let edits =
+        publish::remote_hand_edits(&target, &Options::new(env.path().join("drift-cache"))).unwrap();
+    assert_eq!(
+        edits.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        ["values/cilium.yaml"]
+    );
     edit(&spec, "retention: 60d", "retention: 90d");
     env.commit_all(&fleet, "Keep acme's metrics 90 days");
     let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &[]);
