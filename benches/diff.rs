@@ -50,7 +50,7 @@ fn main() {
     let base = load::load_dir(root).expect("the repository is a blueprint repository");
     let work = tempfile::tempdir().unwrap();
     let repo = work.path();
-    common::write_dir(&common::fleet(&base, n), repo);
+    common::write_dir(&kubeprint::generate::fleet(&base, n), repo);
     git(repo, &["init", "-q", "-b", "main"]);
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "Generated fleet"]);

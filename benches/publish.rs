@@ -20,7 +20,7 @@ fn main() {
     let jobs = 4;
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(repo).expect("the repository is a blueprint repository");
-    let sources = common::fleet(&base, n);
+    let sources = kubeprint::generate::fleet(&base, n);
     let work = tempfile::tempdir().unwrap();
 
     let t0 = Instant::now();

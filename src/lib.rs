@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod digest;
 pub mod fleet;
+pub mod generate;
 pub mod git;
 pub mod load;
 pub mod model;
