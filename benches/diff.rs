@@ -69,6 +69,7 @@ fn main() {
 
     for round in 1..=2 {
         let t0 = Instant::now();
+        let cpu0 = common::cpu_seconds();
         let old = side(repo, "HEAD~1", today);
         let new = side(repo, "HEAD", today);
         let t_render = t0.elapsed().as_secs_f64();
@@ -85,9 +86,10 @@ fn main() {
         };
         let md = report::markdown(&set, &base_side, &head_side, 60_000);
         let total = t0.elapsed().as_secs_f64();
+        let cpu = common::cpu_seconds() - cpu0;
         assert_eq!(set.summary.changed, n);
         println!(
-            "diff round {round}: {n} clusters in {total:.3} s = {:.0} clusters/s [load+validate+render both sides {t_render:.3} s, compare+markdown {:.3} s]; {} distinct change(s), {} markdown chars",
+            "diff round {round}: {n} clusters in {total:.3} s = {:.0} clusters/s, {cpu:.2} CPU-s [load+validate+render both sides {t_render:.3} s, compare+markdown {:.3} s]; {} distinct change(s), {} markdown chars",
             n as f64 / total,
             total - t_render,
             set.summary.distinct_changes,

@@ -49,6 +49,7 @@ fn main() {
 
     let run = |label: &str| {
         let t = Instant::now();
+        let cpu0 = common::cpu_seconds();
         let outcomes: Vec<Outcome> = pool.install(|| {
             targets
                 .par_iter()
@@ -56,12 +57,13 @@ fn main() {
                 .collect()
         });
         let secs = t.elapsed().as_secs_f64();
+        let cpu = common::cpu_seconds() - cpu0;
         let pushed = outcomes
             .iter()
             .filter(|o| matches!(o, Outcome::Pushed { .. }))
             .count();
         println!(
-            "{label}: {n} clusters in {secs:.3} s = {:.0} clusters/s ({pushed} pushed, --jobs {jobs}); render before it {t_render:.3} s",
+            "{label}: {n} clusters in {secs:.3} s = {:.0} clusters/s, {cpu:.2} CPU-s ({pushed} pushed, --jobs {jobs}); render before it {t_render:.3} s",
             n as f64 / secs
         );
         pushed
