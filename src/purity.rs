@@ -14,6 +14,7 @@ fn pure_modules_do_no_io() {
         ("render/lock.rs", include_str!("render/lock.rs")),
         ("render/templates.rs", include_str!("render/templates.rs")),
         ("tree.rs", include_str!("tree.rs")),
+        ("check.rs", include_str!("check.rs")),
         ("diff/mod.rs", include_str!("diff/mod.rs")),
         ("diff/report.rs", include_str!("diff/report.rs")),
     ];
