@@ -82,6 +82,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Watch every cluster and serve drift as Prometheus metrics and JSON.
     Watch(WatchArgs),
+    /// Commit each cluster's rendered tree to its Git repository and push (only what changed).
+    #[command(after_help = PUBLISH_EXIT_CODES)]
+    Publish(PublishArgs),
+    /// Show what a blueprint change does to every cluster: render two revisions and compare.
+    #[command(after_help = EXIT_CODES)]
+    Diff(DiffArgs),
 }
 
 /// `kubeprint check`
@@ -175,6 +181,93 @@ pub struct WatchArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
+}
+
+const PUBLISH_EXIT_CODES: &str = "\
+Exit codes:
+  0  every cluster published or already up to date
+  1  a cluster's repository was edited by hand: refused (see --force)
+  2  bad input: usage, invalid specs, blueprints or templates
+  3  a remote failed (unreachable, authentication, kept moving); a re-run finishes the rest
+
+Credentials: an SSH agent, `--ssh-key` (`KUBEPRINT_SSH_KEY`, passphrase in
+`KUBEPRINT_SSH_KEY_PASSPHRASE`), an HTTPS token in `KUBEPRINT_GIT_TOKEN` (user name from
+the URL or `KUBEPRINT_GIT_USERNAME`, default `x-access-token`), or git's credential helper.";
+
+/// `kubeprint publish`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Publish only these clusters (repeatable); default every cluster.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Push to this URL instead of each spec's `repo.url`; `{cluster}` is replaced by the
+    /// cluster's name (e.g. `file:///srv/git/{cluster}.git`).
+    #[arg(long, value_name = "URL", env = "KUBEPRINT_REMOTE_TEMPLATE")]
+    pub remote_template: Option<String>,
+    /// Where the bare cache repositories live (one per cluster; fetched on each run).
+    #[arg(long, value_name = "DIR", default_value = ".kubeprint/cache")]
+    pub cache: PathBuf,
+    /// Commit author, `Name <email>`.
+    #[arg(long, value_name = "IDENTITY", env = "KUBEPRINT_GIT_AUTHOR")]
+    pub author: Option<String>,
+    /// Committer, `Name <email>` (default: the author).
+    #[arg(long, value_name = "IDENTITY", env = "KUBEPRINT_GIT_COMMITTER")]
+    pub committer: Option<String>,
+    /// A private key file for SSH remotes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KUBEPRINT_SSH_KEY",
+        hide_env_values = true
+    )]
+    pub ssh_key: Option<PathBuf>,
+    /// Overwrite hand edits in a cluster's repository (with a new commit; history is kept).
+    #[arg(long)]
+    pub force: bool,
+    /// Clusters published at the same time (connections).
+    #[arg(long, short = 'j', default_value_t = 4)]
+    pub jobs: usize,
+    /// Pushes tried per cluster when someone else pushes in between.
+    #[arg(long, default_value_t = 5)]
+    pub attempts: u32,
+    /// Output format of the per-cluster results.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// How `diff` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DiffOutput {
+    /// For a terminal (coloured there).
+    #[default]
+    Text,
+    /// For a pull-request comment.
+    Markdown,
+    Json,
+}
+
+/// `kubeprint diff`
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// The revision to compare from (a commit, branch or tag of the blueprint repository).
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The revision to compare to; default the working directory (`--fleet`).
+    #[arg(long, value_name = "REV")]
+    pub head: Option<String>,
+    /// Compare only these clusters (repeatable); default every cluster.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: DiffOutput,
+    /// Markdown only: the most characters of the comment before details are cut.
+    #[arg(long, value_name = "CHARS", default_value_t = 60_000)]
+    pub max_chars: usize,
 }
 
 /// `kubeprint validate`

@@ -8,15 +8,18 @@
 
 pub mod check;
 pub mod diagnostics;
+pub mod diff;
 pub mod digest;
 pub mod drift;
 pub mod fleet;
 pub mod generate;
+pub mod git;
 pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod plan;
+pub mod publish;
 pub mod render;
 pub mod serve;
 pub mod tree;

@@ -17,6 +17,8 @@ fn pure_modules_do_no_io() {
         ("check.rs", include_str!("check.rs")),
         ("drift.rs", include_str!("drift.rs")),
         ("metrics.rs", include_str!("metrics.rs")),
+        ("diff/mod.rs", include_str!("diff/mod.rs")),
+        ("diff/report.rs", include_str!("diff/report.rs")),
     ];
     const FORBIDDEN: &[&str] = &[
         "std::fs",

@@ -1,7 +1,9 @@
 //! One file per command; shared reporting: the printer, exit statuses, error classes.
 
 mod check;
+mod diff;
 mod explain;
+mod publish;
 mod render;
 mod schema;
 mod status;
@@ -196,6 +198,8 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Check(args) => check::run(args, printer),
         Command::Status(args) => status::run(args, printer),
         Command::Watch(args) => watch::run(args, printer),
+        Command::Publish(args) => publish::run(args, printer),
+        Command::Diff(args) => diff::run(args, printer),
     }
 }
 

@@ -1,0 +1,157 @@
+//! `kubeprint diff`: render two revisions of the blueprints and compare every cluster.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use kubeprint::diff::report::{self, Side};
+use kubeprint::diff::{self, ClusterRender, FleetRender};
+use kubeprint::model::Sources;
+use kubeprint::{fleet, load};
+
+use super::{CommandError, ExitStatus, Printer, Result, today};
+use crate::cli::{DiffArgs, DiffOutput};
+
+pub fn run(args: DiffArgs, printer: &Printer) -> Result {
+    let dir = &args.fleet.fleet;
+    let subdir = fleet_subdir(dir)?;
+    let base_sources =
+        load::load_git(dir, &args.base, &subdir).map_err(|e| load_error("base", &args.base, e))?;
+    let (head_label, head_sources) = match &args.head {
+        Some(rev) => (
+            rev.clone(),
+            load::load_git(dir, rev, &subdir).map_err(|e| load_error("head", rev, e))?,
+        ),
+        None => (
+            "working directory".to_string(),
+            load::load_dir(dir).map_err(|e| load_error("head", "working directory", e))?,
+        ),
+    };
+    let day = today(&args.fleet);
+    let base = render_side("base", &args.base, &base_sources, day, &args.clusters, None)?;
+    let head = render_side(
+        "head",
+        &head_label,
+        &head_sources,
+        day,
+        &args.clusters,
+        Some(printer),
+    )?;
+    if !args.clusters.is_empty() {
+        for name in &args.clusters {
+            if !base.contains_key(name) && !head.contains_key(name) {
+                return Err(CommandError::bad_input(
+                    anyhow::anyhow!("cluster `{name}` is in neither the base nor the head fleet"),
+                    None,
+                ));
+            }
+        }
+    }
+    let set = diff::diff(&base, &head);
+    let base_side = side(&args.base, &base_sources);
+    let head_side = side(&head_label, &head_sources);
+    let text = match args.output {
+        DiffOutput::Text => {
+            let color = printer.color && std::io::stdout().is_terminal();
+            report::text(&set, &base_side, &head_side, color)
+        }
+        DiffOutput::Markdown => report::markdown(&set, &base_side, &head_side, args.max_chars),
+        DiffOutput::Json => report::json(&set, &base_side, &head_side),
+    };
+    printer.out(text.trim_end());
+    Ok(if set.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Differences
+    })
+}
+
+/// Where the fleet directory is inside its git repository (`""` at the root).
+fn fleet_subdir(dir: &Path) -> Result<String> {
+    let repo = git2::Repository::discover(dir).map_err(|_| {
+        CommandError::bad_input(
+            anyhow::anyhow!("`{}` is not in a git repository", dir.display()),
+            Some("`kubeprint diff` compares revisions of the blueprint repository; pass `--fleet DIR` inside a clone".into()),
+        )
+    })?;
+    let Some(workdir) = repo.workdir() else {
+        return Ok(String::new());
+    };
+    let canon = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| CommandError::environment(anyhow::anyhow!("{}: {e}", p.display())))
+    };
+    let (workdir, dir) = (canon(workdir)?, canon(dir)?);
+    let rel = dir.strip_prefix(&workdir).unwrap_or(Path::new(""));
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+fn load_error(which: &str, rev: &str, err: load::Error) -> CommandError {
+    let unknown = matches!(&err, load::Error::Git { source, .. }
+        if matches!(source.code(), git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec | git2::ErrorCode::Ambiguous));
+    let user = err.is_user_error() && (unknown || !matches!(err, load::Error::Git { .. }));
+    let error = anyhow::Error::new(err).context(format!("{which} `{rev}`"));
+    if user {
+        let hint = unknown.then(|| {
+            format!("is `{rev}` a commit, branch or tag of the blueprint repository? In CI, fetch it first (`git fetch origin {rev}`)")
+        });
+        CommandError::bad_input(error, hint)
+    } else {
+        CommandError::environment(error)
+    }
+}
+
+fn render_side(
+    which: &str,
+    label: &str,
+    sources: &Sources,
+    day: jiff::civil::Date,
+    only: &[String],
+    warnings: Option<&Printer>,
+) -> Result<FleetRender> {
+    let checked = fleet::check(sources, day).map_err(|e| side_error(which, label, e))?;
+    if let Some(printer) = warnings {
+        printer.diagnostics(&checked.warnings);
+    }
+    let names: Vec<String> = checked
+        .fleet
+        .clusters
+        .keys()
+        .filter(|n| only.is_empty() || only.contains(n))
+        .cloned()
+        .collect();
+    let trees = fleet::render_all(&checked, &names).map_err(|e| side_error(which, label, e))?;
+    Ok(trees
+        .into_iter()
+        .map(|(name, tree)| {
+            let tier = checked.fleet.clusters[&name].value.tier.clone();
+            (name, ClusterRender { tier, tree })
+        })
+        .collect())
+}
+
+fn side_error(which: &str, label: &str, err: fleet::Error) -> CommandError {
+    let mut e = CommandError::from(err);
+    e.error = e
+        .error
+        .context(format!("the fleet at {which} `{label}` cannot be rendered"));
+    e
+}
+
+fn side(label: &str, sources: &Sources) -> Side {
+    let rev = sources.revision.as_ref();
+    Side {
+        label: label.to_string(),
+        commit: rev.map(|r| r.commit.clone()),
+        subject: rev.map(|r| {
+            if r.dirty {
+                format!("{} + uncommitted changes", r.subject)
+            } else {
+                r.subject.clone()
+            }
+        }),
+    }
+}

@@ -1,0 +1,621 @@
+//! Comparing two renders of the fleet: clusters, files, Kubernetes objects and fields.
+//!
+//! [`diff`] is pure: two maps of rendered trees in, a [`ChangeSet`] out. Clusters whose
+//! changes are the same (up to their own name) are grouped, so that a change to 300
+//! clusters reads as one change. [`report`] turns a change set into text, markdown or JSON.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::render::LOCK_FILE;
+use crate::tree::RenderedTree;
+use crate::yaml::{self, Value};
+
+/// One cluster's render at one revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRender {
+    pub tier: String,
+    pub tree: RenderedTree,
+}
+
+/// Every cluster's render at one revision, by name.
+pub type FleetRender = BTreeMap<String, ClusterRender>;
+
+/// What changed between two renders of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSet {
+    /// The clusters that changed (added, removed or with changed files), by name.
+    pub clusters: BTreeMap<String, ClusterChange>,
+    /// Clusters in both renders with the same files (the lock file left out).
+    pub unchanged: Vec<String>,
+    /// Distinct changes: clusters with the same change share a group. Largest first.
+    pub groups: Vec<Group>,
+    pub summary: Summary,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+}
+
+/// What happened to one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterChange {
+    pub tier: String,
+    pub status: Status,
+    /// The changed files, in path order (for an added or removed cluster: every file).
+    pub files: Vec<FileChange>,
+}
+
+/// Added, removed or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Status {
+    pub fn sign(self) -> char {
+        match self {
+            Status::Added => '+',
+            Status::Removed => '-',
+            Status::Changed => '~',
+        }
+    }
+}
+
+/// One file's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    pub path: String,
+    pub status: Status,
+    /// For files of Kubernetes objects: the objects added, removed or changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectChange>,
+    /// For other YAML files (Helm values) that changed: the changed fields.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// For the rest of the changed files: a unified diff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A Kubernetes object's identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectKey {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {} {ns}/{}", self.api_version, self.kind, self.name),
+            None => write!(f, "{} {} {}", self.api_version, self.kind, self.name),
+        }
+    }
+}
+
+/// One object's change; `fields` for a changed one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectChange {
+    pub key: ObjectKey,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+/// A field that changed: its dotted path, old and new values (absent when added/removed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// Clusters with the same change; `example` is the one whose change is shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub clusters: Vec<String>,
+    pub example: String,
+}
+
+/// Counts for the review's first lines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub total: usize,
+    pub changed: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub distinct_changes: usize,
+    /// Changed (or added, or removed) clusters per tier.
+    pub per_tier: BTreeMap<String, usize>,
+    /// Object changes per Kubernetes kind over the fleet; Helm values files count as
+    /// `HelmValues`, other files as `File`.
+    pub per_kind: BTreeMap<String, KindCount>,
+}
+
+/// How many objects of a kind were added, changed and removed, fleet-wide.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+impl KindCount {
+    fn count(&mut self, status: Status) {
+        match status {
+            Status::Added => self.added += 1,
+            Status::Changed => self.changed += 1,
+            Status::Removed => self.removed += 1,
+        }
+    }
+}
+
+/// Compares two renders of the fleet.
+pub fn diff(base: &FleetRender, head: &FleetRender) -> ChangeSet {
+    let mut clusters = BTreeMap::new();
+    let mut unchanged = Vec::new();
+    let names: std::collections::BTreeSet<&String> = base.keys().chain(head.keys()).collect();
+    for name in names {
+        let change = match (base.get(name), head.get(name)) {
+            (None, Some(h)) => Some(ClusterChange {
+                tier: h.tier.clone(),
+                status: Status::Added,
+                files: whole_tree(&h.tree, Status::Added),
+            }),
+            (Some(b), None) => Some(ClusterChange {
+                tier: b.tier.clone(),
+                status: Status::Removed,
+                files: whole_tree(&b.tree, Status::Removed),
+            }),
+            (Some(b), Some(h)) => {
+                let files = diff_trees(&b.tree, &h.tree);
+                (!files.is_empty()).then(|| ClusterChange {
+                    tier: h.tier.clone(),
+                    status: Status::Changed,
+                    files,
+                })
+            }
+            (None, None) => None,
+        };
+        match change {
+            Some(c) => {
+                clusters.insert(name.clone(), c);
+            }
+            None => unchanged.push(name.clone()),
+        }
+    }
+    let groups = group(&clusters);
+    let summary = summarise(&clusters, &unchanged, groups.len());
+    ChangeSet {
+        clusters,
+        unchanged,
+        groups,
+        summary,
+    }
+}
+
+fn whole_tree(tree: &RenderedTree, status: Status) -> Vec<FileChange> {
+    tree.files
+        .iter()
+        .filter(|(p, _)| p.as_str() != LOCK_FILE)
+        .map(|(path, bytes)| {
+            let objects = match k8s_objects(path, bytes) {
+                Some(objs) => objs
+                    .into_keys()
+                    .map(|key| ObjectChange {
+                        key,
+                        status,
+                        fields: Vec::new(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            FileChange {
+                path: path.clone(),
+                status,
+                objects,
+                fields: Vec::new(),
+                text: None,
+            }
+        })
+        .collect()
+}
+
+/// The files that differ between two trees of one cluster, lock file left out.
+pub fn diff_trees(base: &RenderedTree, head: &RenderedTree) -> Vec<FileChange> {
+    let paths: std::collections::BTreeSet<&String> =
+        base.files.keys().chain(head.files.keys()).collect();
+    let mut out = Vec::new();
+    for path in paths {
+        if path == LOCK_FILE {
+            continue;
+        }
+        match (base.files.get(path), head.files.get(path)) {
+            (Some(b), Some(h)) if b == h => {}
+            (Some(b), Some(h)) => out.push(diff_file(path, b, h)),
+            (None, Some(h)) => out.push(added_or_removed(path, h, Status::Added)),
+            (Some(b), None) => out.push(added_or_removed(path, b, Status::Removed)),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn added_or_removed(path: &str, bytes: &[u8], status: Status) -> FileChange {
+    let objects = match k8s_objects(path, bytes) {
+        Some(objs) => objs
+            .into_keys()
+            .map(|key| ObjectChange {
+                key,
+                status,
+                fields: Vec::new(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    FileChange {
+        path: path.to_string(),
+        status,
+        objects,
+        fields: Vec::new(),
+        text: None,
+    }
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// The Kubernetes objects of a YAML file by key; `None` when it is not (only) objects or
+/// two documents share a key.
+fn k8s_objects(path: &str, bytes: &[u8]) -> Option<BTreeMap<ObjectKey, Value>> {
+    if !is_yaml(path) {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let docs = yaml::parse_all(path, text).ok()?;
+    if docs.is_empty() {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for doc in docs {
+        let key = object_key(&doc.value)?;
+        if out.insert(key, doc.value).is_some() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn object_key(v: &Value) -> Option<ObjectKey> {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    Some(ObjectKey {
+        api_version: s(v.get("apiVersion"))?,
+        kind: s(v.get("kind"))?,
+        namespace: s(v.pointer("/metadata/namespace")),
+        name: s(v.pointer("/metadata/name"))?,
+    })
+}
+
+fn diff_file(path: &str, base: &[u8], head: &[u8]) -> FileChange {
+    let mut change = FileChange {
+        path: path.to_string(),
+        status: Status::Changed,
+        objects: Vec::new(),
+        fields: Vec::new(),
+        text: None,
+    };
+    if let (Some(b), Some(h)) = (k8s_objects(path, base), k8s_objects(path, head)) {
+        let keys: std::collections::BTreeSet<&ObjectKey> = b.keys().chain(h.keys()).collect();
+        for key in keys {
+            let (status, fields) = match (b.get(key), h.get(key)) {
+                (Some(x), Some(y)) if x == y => continue,
+                (Some(x), Some(y)) => {
+                    let mut fields = Vec::new();
+                    diff_values("", Some(x), Some(y), &mut fields);
+                    (Status::Changed, fields)
+                }
+                (None, Some(_)) => (Status::Added, Vec::new()),
+                (Some(_), None) => (Status::Removed, Vec::new()),
+                (None, None) => continue,
+            };
+            change.objects.push(ObjectChange {
+                key: key.clone(),
+                status,
+                fields,
+            });
+        }
+        if !change.objects.is_empty() {
+            return change;
+        }
+    }
+    if is_yaml(path)
+        && let (Some(b), Some(h)) = (single_doc(path, base), single_doc(path, head))
+    {
+        diff_values("", Some(&b), Some(&h), &mut change.fields);
+        if !change.fields.is_empty() {
+            return change;
+        }
+    }
+    let old = String::from_utf8_lossy(base);
+    let new = String::from_utf8_lossy(head);
+    let text = similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string();
+    change.text = Some(text);
+    change
+}
+
+fn single_doc(path: &str, bytes: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut docs = yaml::parse_all(path, text).ok()?;
+    (docs.len() == 1).then(|| docs.remove(0).value)
+}
+
+/// Appends the changed leaves between two values: maps key by key, lists item by item
+/// when their lengths agree, anything else as a whole.
+fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
+    match (old, new) {
+        (Some(a), Some(b)) if a == b => {}
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            for (k, va) in a {
+                diff_values(&field_path(path, k), Some(va), b.get(k), out);
+            }
+            for (k, vb) in b {
+                if !a.contains_key(k) {
+                    diff_values(&field_path(path, k), None, Some(vb), out);
+                }
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{path}[{i}]"), Some(x), Some(y), out);
+            }
+        }
+        _ => out.push(FieldChange {
+            path: if path.is_empty() {
+                "(document)".into()
+            } else {
+                path.to_string()
+            },
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+/// `parent.key`, or `parent["key"]` when the key has dots (annotations, labels).
+fn field_path(parent: &str, key: &str) -> String {
+    if key.contains(['.', '[', ' ']) {
+        format!(
+            "{parent}[{}]",
+            serde_json::to_string(key).expect("a string")
+        )
+    } else {
+        yaml::child_path(parent, key)
+    }
+}
+
+/// Groups clusters whose change is the same once each one's own name is neutralised.
+fn group(clusters: &BTreeMap<String, ClusterChange>) -> Vec<Group> {
+    let mut by_print: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, change) in clusters {
+        let print = serde_json::to_string(&(change.status, &change.files)).expect("serialisable");
+        by_print
+            .entry(print.replace(name.as_str(), "\u{0}cluster\u{0}"))
+            .or_default()
+            .push(name.clone());
+    }
+    let mut groups: Vec<Group> = by_print
+        .into_values()
+        .map(|clusters| Group {
+            example: clusters[0].clone(),
+            clusters,
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        b.clusters
+            .len()
+            .cmp(&a.clusters.len())
+            .then_with(|| a.example.cmp(&b.example))
+    });
+    groups
+}
+
+fn summarise(
+    clusters: &BTreeMap<String, ClusterChange>,
+    unchanged: &[String],
+    distinct: usize,
+) -> Summary {
+    let mut s = Summary {
+        unchanged: unchanged.len(),
+        distinct_changes: distinct,
+        ..Default::default()
+    };
+    s.total = clusters.len() + unchanged.len();
+    for change in clusters.values() {
+        match change.status {
+            Status::Added => s.added += 1,
+            Status::Removed => s.removed += 1,
+            Status::Changed => s.changed += 1,
+        }
+        *s.per_tier.entry(change.tier.clone()).or_default() += 1;
+        for file in &change.files {
+            if !file.objects.is_empty() {
+                for o in &file.objects {
+                    s.per_kind
+                        .entry(o.key.kind.clone())
+                        .or_default()
+                        .count(o.status);
+                }
+            } else if file.path.starts_with("values/") {
+                s.per_kind
+                    .entry("HelmValues".into())
+                    .or_default()
+                    .count(file.status);
+            } else {
+                s.per_kind
+                    .entry("File".into())
+                    .or_default()
+                    .count(file.status);
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(tier: &str, files: &[(&str, &str)]) -> ClusterRender {
+        let mut tree = RenderedTree::default();
+        for (p, t) in files {
+            tree.insert(p.to_string(), t.as_bytes().to_vec());
+        }
+        ClusterRender {
+            tier: tier.into(),
+            tree,
+        }
+    }
+
+    const APP_OLD: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: cilium\n  namespace: argocd\nspec:\n  source:\n    targetRevision: 1.19.0\n";
+    const APP_NEW: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: cilium\n  namespace: argocd\nspec:\n  source:\n    targetRevision: 1.20.0\n";
+
+    #[test]
+    fn nothing_changed_is_empty_and_the_lock_is_ignored() {
+        let a = BTreeMap::from([(
+            "c".to_string(),
+            render(
+                "production",
+                &[("x.yaml", "a: 1\n"), (LOCK_FILE, "rev: 1\n")],
+            ),
+        )]);
+        let b = BTreeMap::from([(
+            "c".to_string(),
+            render(
+                "production",
+                &[("x.yaml", "a: 1\n"), (LOCK_FILE, "rev: 2\n")],
+            ),
+        )]);
+        let cs = diff(&a, &b);
+        assert!(cs.is_empty());
+        assert_eq!(cs.unchanged, vec!["c"]);
+    }
+
+    #[test]
+    fn objects_fields_and_text_are_compared() {
+        let a = BTreeMap::from([(
+            "c".to_string(),
+            render(
+                "production",
+                &[
+                    ("apps/cilium.yaml", APP_OLD),
+                    ("values/cilium.yaml", "a:\n  b: 1\n  c: [1, 2]\n"),
+                    ("README.md", "one\ntwo\n"),
+                ],
+            ),
+        )]);
+        let b = BTreeMap::from([(
+            "c".to_string(),
+            render(
+                "production",
+                &[
+                    ("apps/cilium.yaml", APP_NEW),
+                    ("values/cilium.yaml", "a:\n  b: 2\n  c: [1, 3]\n  d: x\n"),
+                    ("README.md", "one\nthree\n"),
+                ],
+            ),
+        )]);
+        let cs = diff(&a, &b);
+        let files = &cs.clusters["c"].files;
+        assert_eq!(files.len(), 3);
+        assert_eq!(files[0].path, "README.md");
+        assert!(files[0].text.as_deref().unwrap().contains("-two\n+three\n"));
+        let app = &files[1].objects[0];
+        assert_eq!(
+            app.key.to_string(),
+            "argoproj.io/v1alpha1 Application argocd/cilium"
+        );
+        assert_eq!(app.fields[0].path, "spec.source.targetRevision");
+        assert_eq!(
+            (app.fields[0].old.clone(), app.fields[0].new.clone()),
+            (Some("1.19.0".into()), Some("1.20.0".into()))
+        );
+        let paths: Vec<&str> = files[2].fields.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a.b", "a.c[1]", "a.d"]);
+        assert_eq!(cs.summary.per_kind["Application"].changed, 1);
+        assert_eq!(cs.summary.per_kind["HelmValues"].changed, 1);
+    }
+
+    #[test]
+    fn the_same_change_to_many_clusters_is_one_group() {
+        let mut a = BTreeMap::new();
+        let mut b = BTreeMap::new();
+        for i in 0..5 {
+            let name = format!("c{i}");
+            let readme_old = format!("# {name}\nversion 1\n");
+            let readme_new = format!("# {name}\nversion 2\n");
+            a.insert(
+                name.clone(),
+                render(
+                    "production",
+                    &[("apps/cilium.yaml", APP_OLD), ("README.md", &readme_old)],
+                ),
+            );
+            b.insert(
+                name.clone(),
+                render(
+                    "production",
+                    &[("apps/cilium.yaml", APP_NEW), ("README.md", &readme_new)],
+                ),
+            );
+        }
+        a.insert(
+            "odd".into(),
+            render("devtest", &[("apps/cilium.yaml", APP_OLD)]),
+        );
+        b.insert(
+            "odd".into(),
+            render(
+                "devtest",
+                &[("apps/cilium.yaml", APP_OLD), ("extra.txt", "x")],
+            ),
+        );
+        b.insert(
+            "new".into(),
+            render("devtest", &[("apps/cilium.yaml", APP_NEW)]),
+        );
+        let cs = diff(&a, &b);
+        assert_eq!(cs.groups.len(), 3);
+        assert_eq!(cs.groups[0].clusters, ["c0", "c1", "c2", "c3", "c4"]);
+        assert_eq!(cs.summary.per_tier["production"], 5);
+        assert_eq!(cs.summary.per_tier["devtest"], 2);
+        assert_eq!((cs.summary.changed, cs.summary.added), (6, 1));
+        assert_eq!(cs.clusters["new"].status, Status::Added);
+    }
+}

@@ -1,0 +1,508 @@
+//! Publishing one rendered tree to its cluster's repository: commit only what changed,
+//! refuse to overwrite hand edits, and retry when someone pushed in between.
+//!
+//! The tree is built as git objects in a bare cache repository (no checkout), compared
+//! with the fetched remote head, committed on top of it and pushed fast-forward only:
+//! nothing anybody pushed is ever lost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::digest;
+use crate::git::{self, Credentials, DisplaySafeUrl, Identity};
+use crate::model::Revision;
+use crate::render::{LOCK_FILE, Lock};
+use crate::tree::RenderedTree;
+
+/// Why a cluster was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cluster `{cluster}`: {} file(s) of `{url}` were edited by hand since the last publish: {}", edits.len(), list(edits))]
+    HandEdits {
+        cluster: String,
+        url: DisplaySafeUrl,
+        edits: Vec<HandEdit>,
+    },
+    #[error("cluster `{cluster}`: the rendered tree has no valid `{LOCK_FILE}`")]
+    NoLock { cluster: String },
+    #[error("cluster `{cluster}`: `{url}` kept moving: gave up after {attempts} attempt(s)")]
+    Raced {
+        cluster: String,
+        url: DisplaySafeUrl,
+        attempts: u32,
+    },
+    #[error("cluster `{cluster}`")]
+    Git {
+        cluster: String,
+        #[source]
+        source: git::Error,
+    },
+}
+
+impl Error {
+    /// Whether this is a refusal to overwrite hand edits (exit 1) rather than a failure (3).
+    pub fn is_hand_edits(&self) -> bool {
+        matches!(self, Error::HandEdits { .. })
+    }
+}
+
+fn list(edits: &[HandEdit]) -> String {
+    edits
+        .iter()
+        .map(|e| format!("{} ({})", e.path, e.kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A file of a published tree that is not what kubeprint wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandEdit {
+    pub path: String,
+    pub kind: HandEditKind,
+}
+
+/// How a file differs from the published lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandEditKind {
+    /// Its sha256 is not the lock's.
+    Modified,
+    /// The lock does not list it.
+    Added,
+    /// The lock lists it, the tree lacks it.
+    Deleted,
+}
+
+impl HandEditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandEditKind::Modified => "modified",
+            HandEditKind::Added => "added",
+            HandEditKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// The files of a published tree that differ from the sha256 list in its own lock file.
+///
+/// `tree` is what a cluster repository holds (e.g. [`git::read_commit`] of its head). An
+/// empty tree has no edits; a non-empty tree without a readable lock counts every file as
+/// added (it was not published by kubeprint). Pure: the drift watcher calls it too.
+pub fn hand_edits(tree: &RenderedTree) -> Vec<HandEdit> {
+    if tree.is_empty() {
+        return Vec::new();
+    }
+    let lock = tree
+        .get(LOCK_FILE)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| Lock::parse(t).ok());
+    let Some(lock) = lock else {
+        let kind = |p: &str| {
+            if p == LOCK_FILE {
+                HandEditKind::Modified
+            } else {
+                HandEditKind::Added
+            }
+        };
+        return tree
+            .files
+            .keys()
+            .map(|p| HandEdit {
+                path: p.clone(),
+                kind: kind(p),
+            })
+            .collect();
+    };
+    let mut edits = Vec::new();
+    for (path, bytes) in &tree.files {
+        if path == LOCK_FILE {
+            continue;
+        }
+        match lock.files.get(path) {
+            None => edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Added,
+            }),
+            Some(sum) if *sum != digest::sha256_hex(bytes) => edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Modified,
+            }),
+            Some(_) => {}
+        }
+    }
+    for path in lock.files.keys() {
+        if !tree.files.contains_key(path) {
+            edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Deleted,
+            });
+        }
+    }
+    edits.sort_by(|a, b| a.path.cmp(&b.path));
+    edits
+}
+
+/// The commit message of a publish: subject naming the blueprint revision, then trailers.
+pub fn commit_message(cluster: &str, lock: &Lock, changed: &[(String, &'static str)]) -> String {
+    let subject = match &lock.blueprint {
+        Some(Revision {
+            commit,
+            subject,
+            dirty,
+        }) => {
+            let short = &commit[..commit.len().min(7)];
+            let dirty = if *dirty {
+                " (with uncommitted changes)"
+            } else {
+                ""
+            };
+            format!("Render blueprint {short}{dirty}: {subject}")
+        }
+        None => "Render blueprint (not a git checkout)".to_string(),
+    };
+    let mut msg = format!(
+        "{subject}\n\nCluster `{cluster}`: {} file(s) changed.\n",
+        changed.len()
+    );
+    const SHOWN: usize = 30;
+    for (path, what) in changed.iter().take(SHOWN) {
+        msg.push_str(&format!("  {what} {path}\n"));
+    }
+    if changed.len() > SHOWN {
+        msg.push_str(&format!("  ... and {} more\n", changed.len() - SHOWN));
+    }
+    msg.push('\n');
+    if let Some(rev) = &lock.blueprint {
+        msg.push_str(&format!("Blueprint-Commit: {}\n", rev.commit));
+    }
+    msg.push_str(&format!(
+        "Kubeprint-Version: {}\nInputs-Hash: {}\n",
+        lock.kubeprint, lock.inputs_hash
+    ));
+    msg
+}
+
+/// Files that differ between the published tree and the new one, lock left out.
+fn changed_files(old: &RenderedTree, new: &RenderedTree) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for (path, bytes) in &new.files {
+        match old.files.get(path) {
+            None => out.push((path.clone(), "added")),
+            Some(b) if b != bytes => out.push((path.clone(), "changed")),
+            Some(_) => {}
+        }
+    }
+    for path in old.files.keys() {
+        if !new.files.contains_key(path) {
+            out.push((path.clone(), "removed"));
+        }
+    }
+    out.retain(|(p, _)| p != LOCK_FILE);
+    out.sort();
+    out
+}
+
+/// Where a cluster's tree goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cluster: String,
+    pub url: DisplaySafeUrl,
+    pub branch: String,
+}
+
+/// A callback run after the commit is built and before it is pushed (cluster, attempt):
+/// tests use it to push a concurrent change.
+pub type BeforePush = Arc<dyn Fn(&str, u32) + Send + Sync>;
+
+/// How to publish.
+#[derive(Clone)]
+pub struct Options {
+    /// Where the bare cache repositories live, one per cluster.
+    pub cache_dir: PathBuf,
+    pub credentials: Credentials,
+    pub author: Identity,
+    pub committer: Identity,
+    /// Overwrite hand edits (with a new commit on top; history is kept).
+    pub force: bool,
+    /// How many times a push rejected because the branch moved is retried.
+    pub max_attempts: u32,
+    /// A fixed commit time (tests, reproducible runs); default now.
+    pub time: Option<git2::Time>,
+    pub before_push: Option<BeforePush>,
+}
+
+impl Options {
+    pub fn new(cache_dir: PathBuf) -> Self {
+        let id = Identity {
+            name: DEFAULT_NAME.into(),
+            email: DEFAULT_EMAIL.into(),
+        };
+        Options {
+            cache_dir,
+            credentials: Credentials::default(),
+            author: id.clone(),
+            committer: id,
+            force: false,
+            max_attempts: 5,
+            time: None,
+            before_push: None,
+        }
+    }
+}
+
+/// The default author and committer.
+pub const DEFAULT_NAME: &str = "kubeprint";
+pub const DEFAULT_EMAIL: &str = "kubeprint@localhost";
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Outcome {
+    /// The remote already has this tree (or differs only in the lock's blueprint revision).
+    Unchanged { head: Option<String> },
+    /// A new commit was pushed.
+    Pushed {
+        commit: String,
+        /// Pushes tried (more than one when someone pushed in between).
+        attempts: u32,
+        /// Hand edits overwritten with `--force`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        overwritten: Vec<HandEdit>,
+    },
+}
+
+/// Publishes `tree` to `target`: fetch, compare, check hand edits, commit, push, retry.
+pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<Outcome> {
+    let cluster = target.cluster.as_str();
+    let git_err = |source| Error::Git {
+        cluster: cluster.to_string(),
+        source,
+    };
+    let new_lock = tree
+        .get(LOCK_FILE)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| Lock::parse(t).ok())
+        .ok_or_else(|| Error::NoLock {
+            cluster: cluster.to_string(),
+        })?;
+    let repo = git::open_cache(&opts.cache_dir.join(format!("{cluster}.git"))).map_err(git_err)?;
+    let attempts = opts.max_attempts.max(1);
+    // The head our last rejected commit was built on, and what the server said.
+    let mut rejected: Option<(Option<git2::Oid>, Option<String>)> = None;
+    for attempt in 1..=attempts {
+        let head =
+            git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)?;
+        if let Some((built_on, message)) = rejected.take()
+            && built_on == head
+        {
+            // The branch did not move: the server refuses this push for another reason.
+            return Err(git_err(git::Error::Refused {
+                url: target.url.clone(),
+                refname: format!("refs/heads/{}", target.branch),
+                message: message.unwrap_or_else(|| "rejected".into()),
+            }));
+        }
+        let published = match head {
+            Some(h) => git::read_commit(&repo, h).map_err(git_err)?,
+            None => RenderedTree::default(),
+        };
+        let mut next = tree.clone();
+        // Only the blueprint revision changed in the lock: keep the published lock, so that
+        // re-publishing the same render from a later blueprint commit makes no commit.
+        if let Some(old) = published
+            .get(LOCK_FILE)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| Lock::parse(t).ok())
+            && old.without_revision() == new_lock.without_revision()
+        {
+            next.insert(
+                LOCK_FILE.into(),
+                published.get(LOCK_FILE).expect("read above").to_vec(),
+            );
+        }
+        let tree_id = git::write_tree(&repo, &next).map_err(git_err)?;
+        if let Some(h) = head
+            && git::tree_of(&repo, h).map_err(git_err)? == tree_id
+        {
+            return Ok(Outcome::Unchanged {
+                head: Some(h.to_string()),
+            });
+        }
+        let edits = hand_edits(&published);
+        if !edits.is_empty() && !opts.force {
+            return Err(Error::HandEdits {
+                cluster: cluster.into(),
+                url: target.url.clone(),
+                edits,
+            });
+        }
+        let message = commit_message(cluster, &new_lock, &changed_files(&published, &next));
+        let commit = git::commit(
+            &repo,
+            tree_id,
+            head,
+            &message,
+            &opts.author,
+            &opts.committer,
+            opts.time,
+        )
+        .map_err(git_err)?;
+        if let Some(hook) = &opts.before_push {
+            hook(cluster, attempt);
+        }
+        match git::push(
+            &repo,
+            &target.url,
+            &target.branch,
+            commit,
+            &opts.credentials,
+        )
+        .map_err(git_err)?
+        {
+            git::Pushed::Accepted => {
+                tracing::info!(cluster, %commit, attempt, "pushed");
+                return Ok(Outcome::Pushed {
+                    commit: commit.to_string(),
+                    attempts: attempt,
+                    overwritten: edits,
+                });
+            }
+            git::Pushed::Rejected { message } => {
+                tracing::info!(cluster, attempt, "push rejected; fetching again");
+                rejected = Some((head, message));
+            }
+        }
+    }
+    Err(Error::Raced {
+        cluster: cluster.into(),
+        url: target.url.clone(),
+        attempts,
+    })
+}
+
+/// The hand edits in a cluster's repository now: fetches its branch into the cache and
+/// runs [`hand_edits`] on the head (none for a branch that does not exist yet). For the
+/// drift watcher, which reports them as a drift finding.
+pub fn remote_hand_edits(target: &Target, opts: &Options) -> Result<Vec<HandEdit>> {
+    let git_err = |source| Error::Git {
+        cluster: target.cluster.clone(),
+        source,
+    };
+    let repo = git::open_cache(&opts.cache_dir.join(format!("{}.git", target.cluster)))
+        .map_err(git_err)?;
+    match git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)? {
+        Some(head) => Ok(hand_edits(&git::read_commit(&repo, head).map_err(git_err)?)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The URL of a cluster's repository: `template` with `{cluster}` replaced, or the spec's.
+pub fn remote_url(template: Option<&str>, cluster: &str, spec_url: &str) -> DisplaySafeUrl {
+    match template {
+        Some(t) => DisplaySafeUrl::new(t.replace("{cluster}", cluster)),
+        None => DisplaySafeUrl::new(spec_url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with_lock(files: &[(&str, &str)]) -> RenderedTree {
+        let mut t = RenderedTree::default();
+        for (p, b) in files {
+            t.insert(p.to_string(), b.as_bytes().to_vec());
+        }
+        let lock = Lock {
+            kubeprint: "0.1.0".into(),
+            cluster: "c".into(),
+            blueprint: None,
+            inputs_hash: "h".into(),
+            files: t
+                .files
+                .iter()
+                .map(|(p, b)| (p.clone(), digest::sha256_hex(b)))
+                .collect(),
+        };
+        t.insert(LOCK_FILE.into(), lock.to_yaml().into_bytes());
+        t
+    }
+
+    #[test]
+    fn an_untouched_tree_has_no_hand_edits() {
+        assert!(
+            hand_edits(&tree_with_lock(&[
+                ("a.yaml", "a: 1\n"),
+                ("b/c.yaml", "c: 2\n")
+            ]))
+            .is_empty()
+        );
+        assert!(hand_edits(&RenderedTree::default()).is_empty());
+    }
+
+    #[test]
+    fn hand_edits_are_listed_by_kind() {
+        let mut t = tree_with_lock(&[("a.yaml", "a: 1\n"), ("b.yaml", "b: 1\n")]);
+        t.insert("a.yaml".into(), b"a: 2\n".to_vec());
+        t.files.remove("b.yaml");
+        t.insert("extra.yaml".into(), b"x\n".to_vec());
+        let edits = hand_edits(&t);
+        let got: Vec<(&str, HandEditKind)> =
+            edits.iter().map(|e| (e.path.as_str(), e.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a.yaml", HandEditKind::Modified),
+                ("b.yaml", HandEditKind::Deleted),
+                ("extra.yaml", HandEditKind::Added)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tree_without_lock_was_not_published_by_kubeprint() {
+        let mut t = RenderedTree::default();
+        t.insert("README.md".into(), b"hello\n".to_vec());
+        assert_eq!(
+            hand_edits(&t),
+            vec![HandEdit {
+                path: "README.md".into(),
+                kind: HandEditKind::Added
+            }]
+        );
+    }
+
+    #[test]
+    fn the_message_names_the_revision_and_carries_trailers() {
+        let lock = Lock {
+            kubeprint: "0.1.0".into(),
+            cluster: "acme-prod".into(),
+            blueprint: Some(Revision {
+                commit: "1a2b3c4d5e6f".into(),
+                subject: "Bump cilium to 1.20.0".into(),
+                dirty: false,
+            }),
+            inputs_hash: "abc".into(),
+            files: Default::default(),
+        };
+        let msg = commit_message(
+            "acme-prod",
+            &lock,
+            &[("values/cilium.yaml".into(), "changed")],
+        );
+        assert!(
+            msg.starts_with("Render blueprint 1a2b3c4: Bump cilium to 1.20.0\n\n"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "\n\nBlueprint-Commit: 1a2b3c4d5e6f\nKubeprint-Version: 0.1.0\nInputs-Hash: abc\n"
+            ),
+            "{msg}"
+        );
+    }
+}
