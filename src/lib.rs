@@ -12,6 +12,8 @@ pub mod fleet;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod secret;
+pub mod sops;
 pub mod render;
 pub mod tree;
 pub mod validate;
