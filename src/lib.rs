@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod secret;
 pub mod sops;
+pub mod talos;
 pub mod render;
 pub mod tree;
 pub mod validate;
