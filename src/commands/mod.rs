@@ -3,6 +3,7 @@
 mod explain;
 mod render;
 mod schema;
+mod talos;
 mod validate;
 
 use std::io::{IsTerminal, Write};
@@ -167,6 +168,7 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Render(args) => render::run(args, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
+        Command::Talos(args) => talos::run(args, printer),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod argo;
 pub mod lock;
+pub mod talos;
 pub mod templates;
 
 use serde_json::json;
@@ -28,6 +29,8 @@ pub enum Error {
     UnknownChart { component: String, chart: String, location: String },
     #[error(transparent)]
     Plan(#[from] crate::plan::Error),
+    #[error(transparent)]
+    Talos(#[from] talos::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,6 +71,9 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
     apps.push(("apps/root.yaml".to_string(), argo::root_application(plan)));
     for (path, app) in apps {
         put(&mut tree, &cluster, "apps", path, yaml::to_string(&app).into_bytes())?;
+    }
+    for (path, bytes) in talos::render(plan)? {
+        put(&mut tree, &cluster, "talos", path, bytes)?;
     }
     tree.insert("README.md".into(), readme(plan).into_bytes());
     let lock = Lock::for_tree(plan, &tree);
