@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_value() {
         let s = Secret::new("hunter2".to_string());
-        assert_eq!(format!("{s:?} {s} {s:#?}"), "[redacted] [redacted] [redacted]");
+        assert_eq!(
+            format!("{s:?} {s} {s:#?}"),
+            "[redacted] [redacted] [redacted]"
+        );
         assert_eq!(s.expose(), "hunter2");
         let nested = Some(vec![Secret::new(1)]);
         assert_eq!(format!("{nested:?}"), "Some([[redacted]])");

@@ -308,6 +308,13 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     let net = &c.network;
     if let Err(msg) = check_endpoint(&net.api_endpoint) {
         v.error("network.apiEndpoint", msg, "write it as `https://10.20.5.10:6443` or `https://api.example.net:6443`");
+    } else if let Some(first) = addresses.get(crate::render::talos::endpoint_host(&net.api_endpoint)) {
+        // The endpoint is the control planes' shared (virtual) address: no node may hold it.
+        v.error(
+            "network.apiEndpoint",
+            format!("the API endpoint address is also the address of `{first}`"),
+            "give the API endpoint its own (virtual) address of the node subnet",
+        );
     }
     if net.gateway.parse::<Ipv4Addr>().map(|g| subnet.is_none_or(|s| s.contains(g))) != Ok(true) {
         v.error("network.gateway", format!("`{}` is not an address of the node subnet", net.gateway), "use the subnet's router");

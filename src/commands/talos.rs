@@ -7,7 +7,10 @@ use kubeprint::sops::Identities;
 use kubeprint::talos::{self, secrets_path};
 
 use super::{CommandError, ExitStatus, Printer, Result, load_checked};
-use crate::cli::{TalosArgs, TalosCommand, TalosConfigArgs, TalosSecretsCommand, TalosSecretsCreateArgs, TalosSecretsRekeyArgs};
+use crate::cli::{
+    TalosArgs, TalosCommand, TalosConfigArgs, TalosSecretsCommand, TalosSecretsCreateArgs,
+    TalosSecretsRekeyArgs,
+};
 
 pub fn run(args: TalosArgs, printer: &Printer) -> Result {
     match args.command {
@@ -43,7 +46,10 @@ fn read_identity(path: &Path) -> Result<Identities> {
     let text = fs_err::read_to_string(path).map_err(|e| {
         CommandError::bad_input(
             anyhow::Error::new(e).context("cannot read the age identity file"),
-            Some("pass `--identity FILE` (or set SOPS_AGE_KEY_FILE) with an `age-keygen` key file".into()),
+            Some(
+                "pass `--identity FILE` (or set SOPS_AGE_KEY_FILE) with an `age-keygen` key file"
+                    .into(),
+            ),
         )
     })?;
     Identities::parse(&path.display().to_string(), &text).map_err(|e| talos::Error::from(e).into())
@@ -55,7 +61,8 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     fs_err::create_dir_all(dir).map_err(CommandError::environment)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(CommandError::environment)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(CommandError::environment)?;
-    tmp.persist(path).map_err(|e| CommandError::environment(e.error))?;
+    tmp.persist(path)
+        .map_err(|e| CommandError::environment(e.error))?;
     Ok(())
 }
 
@@ -80,7 +87,11 @@ fn create(args: TalosSecretsCreateArgs, printer: &Printer) -> Result {
              WARNING: the old bundle stays in git history: rotate on a cluster you are rebuilding, or follow docs/talos.md."
         ));
     }
-    let text = talos::create_bundle(cluster, &checked.fleet.settings.value.age_recipients, jiff::Timestamp::now())?;
+    let text = talos::create_bundle(
+        cluster,
+        &checked.fleet.settings.value.age_recipients,
+        jiff::Timestamp::now(),
+    )?;
     write_atomic(&path, &text)?;
     printer.status(&format!(
         "wrote {rel}: encrypted to {} age recipient(s); commit it",
@@ -97,7 +108,9 @@ fn rekey(args: TalosSecretsRekeyArgs, printer: &Printer) -> Result {
             .fleet
             .cluster_files
             .iter()
-            .filter(|(n, f)| f.contains_key(talos::SECRETS_FILE) && checked.fleet.clusters.contains_key(*n))
+            .filter(|(n, f)| {
+                f.contains_key(talos::SECRETS_FILE) && checked.fleet.clusters.contains_key(*n)
+            })
             .map(|(n, _)| n.clone())
             .collect()
     } else {
@@ -107,14 +120,30 @@ fn rekey(args: TalosSecretsRekeyArgs, printer: &Printer) -> Result {
     let mut texts = Vec::new();
     // Every bundle is re-encrypted in memory first: one that fails leaves all files as they were.
     for cluster in &names {
-        let Some(text) = checked.fleet.cluster_files.get(cluster).and_then(|f| f.get(talos::SECRETS_FILE)) else {
-            return Err(talos::Error::NoBundle { cluster: cluster.clone(), path: secrets_path(cluster) }.into());
+        let Some(text) = checked
+            .fleet
+            .cluster_files
+            .get(cluster)
+            .and_then(|f| f.get(talos::SECRETS_FILE))
+        else {
+            return Err(talos::Error::NoBundle {
+                cluster: cluster.clone(),
+                path: secrets_path(cluster),
+            }
+            .into());
         };
-        texts.push((cluster, talos::rekey(cluster, text, &ids, recipients, jiff::Timestamp::now())?));
+        texts.push((
+            cluster,
+            talos::rekey(cluster, text, &ids, recipients, jiff::Timestamp::now())?,
+        ));
     }
     for (cluster, text) in texts {
         write_atomic(&args.fleet.fleet.join(secrets_path(cluster)), &text)?;
-        printer.status(&format!("re-encrypted {} to {} recipient(s)", secrets_path(cluster), recipients.len()));
+        printer.status(&format!(
+            "re-encrypted {} to {} recipient(s)",
+            secrets_path(cluster),
+            recipients.len()
+        ));
     }
     Ok(ExitStatus::Success)
 }
@@ -124,6 +153,7 @@ fn config(args: TalosConfigArgs, printer: &Printer) -> Result {
     let checked = load_checked(&args.fleet, printer)?;
     let text = talos::node_config(&checked, &args.cluster, &args.node, &ids)?;
     let mut stdout = std::io::stdout().lock();
-    std::io::Write::write_all(&mut stdout, text.expose().as_bytes()).map_err(CommandError::environment)?;
+    std::io::Write::write_all(&mut stdout, text.expose().as_bytes())
+        .map_err(CommandError::environment)?;
     Ok(ExitStatus::Success)
 }

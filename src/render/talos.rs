@@ -7,7 +7,8 @@
 //! - `nodes/<hostname>.yaml`: the node's patch: a partial `v1alpha1` document (install
 //!   disk, node labels, taints) followed by the network documents (`HostnameConfig`,
 //!   `LinkAliasConfig`, `LinkConfig` with the static address and default route,
-//!   `ResolverConfig`). Talos 1.12 and 1.13 both keep only `kubespan` under
+//!   `ResolverConfig`, and on control planes a `Layer2VIPConfig` when the API endpoint is
+//!   an address of the node subnet). Talos 1.12 and 1.13 both keep only `kubespan` under
 //!   `machine.network` (checked against both schemas), so both get the network as
 //!   documents; each document validates against its Talos minor's schema;
 //! - `secrets.sops.yaml`: `overlays/clusters/<name>/talos-secrets.sops.yaml`, still
@@ -25,7 +26,8 @@ use crate::yaml::{self, Value};
 pub const DIR: &str = "talos";
 
 /// The first line of every rendered base config: the marker of an incomplete config.
-pub const INCOMPLETE_MARKER: &str = "# INCOMPLETE Talos machine config: the secrets are left out on purpose.";
+pub const INCOMPLETE_MARKER: &str =
+    "# INCOMPLETE Talos machine config: the secrets are left out on purpose.";
 
 /// The alias given to the node's network interface (one NIC per VM).
 pub const LINK_ALIAS: &str = "net0";
@@ -39,9 +41,17 @@ pub enum Error {
     #[error(
         "{location}: cluster `{cluster}` has no Talos secrets bundle `{path}`; run `kubeprint talos secrets create {cluster}` and commit the file"
     )]
-    MissingSecrets { cluster: String, path: String, location: String },
+    MissingSecrets {
+        cluster: String,
+        path: String,
+        location: String,
+    },
     #[error("{location}: the catalog has no installer for Talos `{version}` (cluster `{cluster}`)")]
-    NoInstaller { cluster: String, version: String, location: String },
+    NoInstaller {
+        cluster: String,
+        version: String,
+        location: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -89,7 +99,10 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
             spec.versions.talos,
         );
         let doc = base_config(plan, role, pool.max_pods, &installer);
-        out.push((format!("{DIR}/{}.yaml", role_file(role)), (header + &yaml::to_string(&doc)).into_bytes()));
+        out.push((
+            format!("{DIR}/{}.yaml", role_file(role)),
+            (header + &yaml::to_string(&doc)).into_bytes(),
+        ));
     }
     for node in spec.node_views() {
         let header = format!(
@@ -99,9 +112,15 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
             role_file(node.role),
         );
         let docs = node_patch(plan, &node);
-        out.push((format!("{DIR}/nodes/{}.yaml", node.host.name), (header + &yaml::to_multi_doc(&docs)).into_bytes()));
+        out.push((
+            format!("{DIR}/nodes/{}.yaml", node.host.name),
+            (header + &yaml::to_multi_doc(&docs)).into_bytes(),
+        ));
     }
-    out.push((format!("{DIR}/secrets.sops.yaml"), secrets.clone().into_bytes()));
+    out.push((
+        format!("{DIR}/secrets.sops.yaml"),
+        secrets.clone().into_bytes(),
+    ));
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
@@ -109,7 +128,9 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
 fn installer_image(plan: &ClusterPlan) -> Result<String> {
     let spec = &plan.spec.value;
     let version = &spec.versions.talos;
-    let branch = spec.talos_minor().and_then(|m| plan.fleet.catalog.value.talos.get(&m));
+    let branch = spec
+        .talos_minor()
+        .and_then(|m| plan.fleet.catalog.value.talos.get(&m));
     match branch {
         Some(b) if b.installers.contains(version) => Ok(format!("{}:{version}", b.installer_image)),
         _ => Err(Error::NoInstaller {
@@ -122,7 +143,10 @@ fn installer_image(plan: &ClusterPlan) -> Result<String> {
 
 /// The host of `https://HOST:PORT`.
 pub fn endpoint_host(endpoint: &str) -> &str {
-    let rest = endpoint.strip_prefix("https://").unwrap_or(endpoint).trim_end_matches('/');
+    let rest = endpoint
+        .strip_prefix("https://")
+        .unwrap_or(endpoint)
+        .trim_end_matches('/');
     rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest)
 }
 
@@ -176,7 +200,8 @@ fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -
             });
         }
         cluster["apiServer"] = api_server;
-        cluster["controllerManager"] = json!({"image": format!("registry.k8s.io/kube-controller-manager:v{k8s}")});
+        cluster["controllerManager"] =
+            json!({"image": format!("registry.k8s.io/kube-controller-manager:v{k8s}")});
         cluster["scheduler"] = json!({"image": format!("registry.k8s.io/kube-scheduler:v{k8s}")});
         cluster["etcd"] = json!({"advertisedSubnets": [net.node_subnet]});
     }
@@ -186,10 +211,17 @@ fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -
 fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
     let spec = &plan.spec.value;
     let net = &spec.network;
-    let prefix = net.node_subnet.rsplit_once('/').map(|(_, p)| p).unwrap_or("32");
+    let prefix = net
+        .node_subnet
+        .rsplit_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or("32");
     let mut labels = serde_json::Map::new();
     labels.insert("topology.kubernetes.io/zone".into(), json!(node.host.zone));
-    labels.insert(format!("node-role.kubernetes.io/{}", node.role.as_str()), json!(""));
+    labels.insert(
+        format!("node-role.kubernetes.io/{}", node.role.as_str()),
+        json!(""),
+    );
     let mut machine = json!({
         "install": {"disk": node.install_disk},
         "nodeLabels": labels,
@@ -216,8 +248,20 @@ fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
             "routes": [{"gateway": net.gateway}],
         }),
     ];
+    // A control-plane endpoint that is an address of the node subnet is a virtual IP the
+    // control planes share (Talos moves it to a healthy one).
+    if node.role == Role::ControlPlane
+        && let Ok(vip) = endpoint_host(&net.api_endpoint).parse::<std::net::Ipv4Addr>()
+        && crate::validate::parse_cidr(&net.node_subnet).is_some_and(|c| c.contains(vip))
+    {
+        docs.push(json!({"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": vip.to_string(), "link": LINK_ALIAS}));
+    }
     if !net.nameservers.is_empty() {
-        let ns: Vec<Value> = net.nameservers.iter().map(|a| json!({"address": a})).collect();
+        let ns: Vec<Value> = net
+            .nameservers
+            .iter()
+            .map(|a| json!({"address": a}))
+            .collect();
         docs.push(json!({"apiVersion": "v1alpha1", "kind": "ResolverConfig", "nameservers": ns}));
     }
     docs

@@ -35,7 +35,9 @@ pub fn assemble(
         .iter()
         .find(|d| d.get("kind").is_none())
         .cloned()
-        .ok_or_else(|| Error::NoBase { file: base_file.to_string() })?;
+        .ok_or_else(|| Error::NoBase {
+            file: base_file.to_string(),
+        })?;
     let mut extra = Vec::new();
     for doc in patch {
         if doc.get("kind").is_none() {
@@ -54,7 +56,11 @@ pub fn assemble(
 fn secrets_patch(b: &Bundle, role: Role) -> Value {
     let control_plane = role == Role::ControlPlane;
     let ck = |c: &crate::talos::secrets::CertAndKey| {
-        if control_plane { json!({"crt": c.crt, "key": c.key.expose()}) } else { json!({"crt": c.crt, "key": ""}) }
+        if control_plane {
+            json!({"crt": c.crt, "key": c.key.expose()})
+        } else {
+            json!({"crt": c.crt, "key": ""})
+        }
     };
     let mut cluster = json!({
         "id": b.cluster_id.expose(),
@@ -98,7 +104,9 @@ mod tests {
     #[test]
     fn merges_patch_and_secrets_by_role() {
         let bundle = Bundle::generate("2026-11-25T08:00:00Z".parse().unwrap()).unwrap();
-        let base = vec![json!({"version": "v1alpha1", "machine": {"type": "worker", "install": {"image": "i"}}, "cluster": {"clusterName": "c"}})];
+        let base = vec![
+            json!({"version": "v1alpha1", "machine": {"type": "worker", "install": {"image": "i"}}, "cluster": {"clusterName": "c"}}),
+        ];
         let patch = vec![
             json!({"machine": {"install": {"disk": "/dev/sda"}}}),
             json!({"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": "n"}),
@@ -106,12 +114,21 @@ mod tests {
         let docs = assemble("w.yaml", &base, &patch, &bundle, Role::Worker).unwrap();
         let d = docs.expose();
         assert_eq!(d.len(), 2);
-        assert_eq!(d[0]["machine"]["install"], json!({"image": "i", "disk": "/dev/sda"}));
+        assert_eq!(
+            d[0]["machine"]["install"],
+            json!({"image": "i", "disk": "/dev/sda"})
+        );
         assert_eq!(d[0]["machine"]["ca"]["key"], json!(""));
-        assert_eq!(d[0]["cluster"]["token"], json!(bundle.bootstrap_token.expose()));
+        assert_eq!(
+            d[0]["cluster"]["token"],
+            json!(bundle.bootstrap_token.expose())
+        );
         assert!(d[0]["cluster"].get("serviceAccount").is_none());
         let cp = assemble("c.yaml", &base, &patch, &bundle, Role::ControlPlane).unwrap();
-        assert_eq!(cp.expose()[0]["cluster"]["etcd"]["ca"]["key"], json!(bundle.etcd.key.expose()));
+        assert_eq!(
+            cp.expose()[0]["cluster"]["etcd"]["ca"]["key"],
+            json!(bundle.etcd.key.expose())
+        );
         assert_eq!(format!("{cp:?}"), "[redacted]");
     }
 }

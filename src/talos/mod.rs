@@ -40,11 +40,19 @@ pub enum Error {
     #[error(transparent)]
     Yaml(#[from] yaml::Error),
     #[error("cluster `{cluster}` has no node `{node}`")]
-    UnknownNode { cluster: String, node: String, hint: Option<String> },
+    UnknownNode {
+        cluster: String,
+        node: String,
+        hint: Option<String>,
+    },
     #[error("cluster `{cluster}` has no Talos secrets bundle `{path}`")]
     NoBundle { cluster: String, path: String },
     #[error("the assembled config of `{node}` breaks the Talos {minor} schema:\n  {}", problems.join("\n  "))]
-    Schema { node: String, minor: String, problems: Vec<String> },
+    Schema {
+        node: String,
+        minor: String,
+        problems: Vec<String>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,7 +61,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn create_bundle(cluster: &str, recipients: &[String], now: jiff::Timestamp) -> Result<String> {
     sops::check_recipients(recipients)?;
     let bundle = secrets::Bundle::generate(now)?;
-    Ok(sops::encrypt(&secrets_path(cluster), &bundle.to_value(), recipients, now)?)
+    Ok(sops::encrypt(
+        &secrets_path(cluster),
+        &bundle.to_value(),
+        recipients,
+        now,
+    )?)
 }
 
 /// The same secrets, re-encrypted (new data key) to `recipients`.
@@ -73,21 +86,33 @@ pub fn rekey(
 }
 
 /// Decrypts and reads a cluster's bundle.
-pub fn open_bundle(checked: &Checked, cluster: &str, identities: &Identities) -> Result<secrets::Bundle> {
+pub fn open_bundle(
+    checked: &Checked,
+    cluster: &str,
+    identities: &Identities,
+) -> Result<secrets::Bundle> {
     let path = secrets_path(cluster);
     let text = checked
         .fleet
         .cluster_files
         .get(cluster)
         .and_then(|f| f.get(SECRETS_FILE))
-        .ok_or_else(|| Error::NoBundle { cluster: cluster.into(), path: path.clone() })?;
+        .ok_or_else(|| Error::NoBundle {
+            cluster: cluster.into(),
+            path: path.clone(),
+        })?;
     let tree = sops::decrypt(&path, text, identities)?;
     Ok(secrets::Bundle::from_value(&path, &tree)?)
 }
 
 /// The complete machine config of one node, as multi-document YAML, checked against the
 /// schema of the cluster's Talos minor.
-pub fn node_config(checked: &Checked, cluster: &str, node: &str, identities: &Identities) -> Result<Secret<String>> {
+pub fn node_config(
+    checked: &Checked,
+    cluster: &str,
+    node: &str,
+    identities: &Identities,
+) -> Result<Secret<String>> {
     let names = fleet::select(&checked.fleet, &[cluster.to_string()])?;
     let spec = &checked.fleet.clusters[&names[0]].value;
     let views = spec.node_views();
@@ -95,8 +120,17 @@ pub fn node_config(checked: &Checked, cluster: &str, node: &str, identities: &Id
         let known: Vec<String> = views.iter().map(|v| v.host.name.clone()).collect();
         let hint = yaml::did_you_mean(node, &known)
             .map(|s| format!("did you mean `{s}`?"))
-            .or_else(|| Some(format!("the nodes of `{cluster}` are: {}", known.join(", "))));
-        return Err(Error::UnknownNode { cluster: cluster.into(), node: node.into(), hint });
+            .or_else(|| {
+                Some(format!(
+                    "the nodes of `{cluster}` are: {}",
+                    known.join(", ")
+                ))
+            });
+        return Err(Error::UnknownNode {
+            cluster: cluster.into(),
+            node: node.into(),
+            hint,
+        });
     };
     let role: Role = view.role;
     let bundle = open_bundle(checked, cluster, identities)?;
@@ -105,13 +139,26 @@ pub fn node_config(checked: &Checked, cluster: &str, node: &str, identities: &Id
     let patch_path = format!("{DIR}/nodes/{node}.yaml");
     let read = |path: &str| -> Result<Vec<yaml::Value>> {
         let text = String::from_utf8_lossy(tree.get(path).unwrap_or_default()).into_owned();
-        Ok(yaml::parse_all(path, &text)?.into_iter().map(|d| d.value).collect())
+        Ok(yaml::parse_all(path, &text)?
+            .into_iter()
+            .map(|d| d.value)
+            .collect())
     };
-    let docs = assemble::assemble(&base_path, &read(&base_path)?, &read(&patch_path)?, &bundle, role)?;
+    let docs = assemble::assemble(
+        &base_path,
+        &read(&base_path)?,
+        &read(&patch_path)?,
+        &bundle,
+        role,
+    )?;
     let minor = spec.talos_minor().unwrap_or_default();
     let problems = schema::validate(&minor, docs.expose());
     if !problems.is_empty() {
-        return Err(Error::Schema { node: node.into(), minor, problems });
+        return Err(Error::Schema {
+            node: node.into(),
+            minor,
+            problems,
+        });
     }
     Ok(Secret::new(yaml::to_multi_doc(docs.expose())))
 }

@@ -32,19 +32,35 @@ pub fn schema_of(minor: &str) -> Option<Value> {
 /// a document breaks its definition.
 pub fn validate(minor: &str, docs: &[Value]) -> Vec<String> {
     let Some(schema) = schema_of(minor) else {
-        return vec![format!("no Talos schema is kept for Talos {minor} (kept: {})", MINORS.join(", "))];
+        return vec![format!(
+            "no Talos schema is kept for Talos {minor} (kept: {})",
+            MINORS.join(", ")
+        )];
     };
-    let defs = schema.get("$defs").and_then(Value::as_object).cloned().unwrap_or_default();
+    let defs = schema
+        .get("$defs")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let mut problems = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         let kind = doc.get("kind").and_then(Value::as_str);
         let def = match kind {
             None => Some("v1alpha1.Config".to_string()),
-            Some(k) => defs.keys().find(|d| d.split_once('.').is_some_and(|(_, n)| n == format!("{k}V1Alpha1"))).cloned(),
+            Some(k) => defs
+                .keys()
+                .find(|d| {
+                    d.split_once('.')
+                        .is_some_and(|(_, n)| n == format!("{k}V1Alpha1"))
+                })
+                .cloned(),
         };
         let label = kind.unwrap_or("v1alpha1");
         let Some(def) = def else {
-            problems.push(format!("document {} (`{label}`): Talos {minor} has no document kind `{label}`", i + 1));
+            problems.push(format!(
+                "document {} (`{label}`): Talos {minor} has no document kind `{label}`",
+                i + 1
+            ));
             continue;
         };
         let mut root = Map::new();
@@ -74,7 +90,9 @@ pub fn validate(minor: &str, docs: &[Value]) -> Vec<String> {
 fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
     use jsonschema::error::ValidationErrorKind as K;
     match kind {
-        K::AdditionalProperties { unexpected } => format!("unknown field(s) {}", unexpected.join(", ")),
+        K::AdditionalProperties { unexpected } => {
+            format!("unknown field(s) {}", unexpected.join(", "))
+        }
         K::Required { property } => format!("missing required field {property}"),
         K::Type { kind } => format!("wrong type (expected {kind:?})"),
         K::Enum { options } => format!("not one of {options}"),
@@ -103,7 +121,10 @@ mod tests {
         ];
         let problems = validate("1.13", &bad);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("/machine") && problems[0].contains("network"), "{problems:?}");
+        assert!(
+            problems[0].contains("/machine") && problems[0].contains("network"),
+            "{problems:?}"
+        );
         assert!(!problems.iter().any(|p| p.contains("secret-ish")));
         assert!(problems[1].contains("no document kind `NoSuchConfig`"));
         assert_eq!(validate("1.9", &good).len(), 1);

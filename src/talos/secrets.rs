@@ -23,8 +23,8 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE as B64_URL};
 use p256::pkcs8::DecodePrivateKey;
 use rand::{Rng, RngCore};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use serde_json::json;
 
@@ -113,15 +113,24 @@ impl Bundle {
         let get = |path: &'static str| -> Result<Secret<String>> {
             let mut cur = v;
             for seg in path.split('.') {
-                cur = cur.get(seg).ok_or(Error::Missing { file: file.to_string(), field: path })?;
+                cur = cur.get(seg).ok_or(Error::Missing {
+                    file: file.to_string(),
+                    field: path,
+                })?;
             }
             match cur.as_str() {
                 Some(s) if !s.is_empty() => Ok(Secret::new(s.to_string())),
-                _ => Err(Error::Missing { file: file.to_string(), field: path }),
+                _ => Err(Error::Missing {
+                    file: file.to_string(),
+                    field: path,
+                }),
             }
         };
         let ck = |crt: &'static str, key: &'static str| -> Result<CertAndKey> {
-            Ok(CertAndKey { crt: get(crt)?.into_inner(), key: get(key)? })
+            Ok(CertAndKey {
+                crt: get(crt)?.into_inner(),
+                key: get(key)?,
+            })
         };
         Ok(Bundle {
             cluster_id: get("cluster.id")?,
@@ -167,14 +176,22 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 fn token() -> String {
     const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rngs::OsRng;
-    let mut part = |n: usize| (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect::<String>();
+    let mut part = |n: usize| {
+        (0..n)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+            .collect::<String>()
+    };
     let id = part(6);
     format!("{id}.{}", part(16))
 }
 
 fn ca_params(now: jiff::Timestamp, dn_type: DnType, name: &str) -> Result<CertificateParams> {
-    let start = time::OffsetDateTime::from_unix_timestamp(now.as_second())
-        .map_err(|e| Error::Generate { what: "CA validity", message: e.to_string() })?;
+    let start = time::OffsetDateTime::from_unix_timestamp(now.as_second()).map_err(|e| {
+        Error::Generate {
+            what: "CA validity",
+            message: e.to_string(),
+        }
+    })?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(dn_type, name);
@@ -185,33 +202,69 @@ fn ca_params(now: jiff::Timestamp, dn_type: DnType, name: &str) -> Result<Certif
     serial[0] &= 0x7f; // a positive serial number
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     Ok(params)
 }
 
-fn ecdsa_ca(now: jiff::Timestamp, what: &'static str, dn_type: DnType, name: &str) -> Result<CertAndKey> {
-    let fail = |e: &dyn std::fmt::Display| Error::Generate { what, message: e.to_string() };
+fn ecdsa_ca(
+    now: jiff::Timestamp,
+    what: &'static str,
+    dn_type: DnType,
+    name: &str,
+) -> Result<CertAndKey> {
+    let fail = |e: &dyn std::fmt::Display| Error::Generate {
+        what,
+        message: e.to_string(),
+    };
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(&e))?;
-    let cert = ca_params(now, dn_type, name)?.self_signed(&key).map_err(|e| fail(&e))?;
+    let cert = ca_params(now, dn_type, name)?
+        .self_signed(&key)
+        .map_err(|e| fail(&e))?;
     let secret = p256::SecretKey::from_pkcs8_der(&key.serialize_der()).map_err(|e| fail(&e))?;
-    Ok(CertAndKey { crt: B64.encode(cert.pem()), key: Secret::new(B64.encode(sec1_pem(&secret, what)?)) })
+    Ok(CertAndKey {
+        crt: B64.encode(cert.pem()),
+        key: Secret::new(B64.encode(sec1_pem(&secret, what)?)),
+    })
 }
 
 fn ed25519_ca(now: jiff::Timestamp) -> Result<CertAndKey> {
     let what = "Talos OS CA";
-    let fail = |e: &dyn std::fmt::Display| Error::Generate { what, message: e.to_string() };
+    let fail = |e: &dyn std::fmt::Display| Error::Generate {
+        what,
+        message: e.to_string(),
+    };
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| fail(&e))?;
-    let cert = ca_params(now, DnType::OrganizationName, "talos")?.self_signed(&key).map_err(|e| fail(&e))?;
+    let cert = ca_params(now, DnType::OrganizationName, "talos")?
+        .self_signed(&key)
+        .map_err(|e| fail(&e))?;
     // ring writes PKCS#8 v2 (with the public key); Talos writes v1: the same seed,
     // `SEQUENCE { 0, { id-Ed25519 }, OCTET STRING { OCTET STRING seed } }`.
     let der = key.serialize_der();
     let marker = [0x04, 0x22, 0x04, 0x20];
-    let at = der.windows(4).position(|w| w == marker).ok_or_else(|| fail(&"unexpected PKCS#8 layout"))? + 4;
-    let seed = der.get(at..at + 32).ok_or_else(|| fail(&"unexpected PKCS#8 layout"))?;
-    let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let at = der
+        .windows(4)
+        .position(|w| w == marker)
+        .ok_or_else(|| fail(&"unexpected PKCS#8 layout"))?
+        + 4;
+    let seed = der
+        .get(at..at + 32)
+        .ok_or_else(|| fail(&"unexpected PKCS#8 layout"))?;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     v1.extend_from_slice(seed);
-    Ok(CertAndKey { crt: B64.encode(cert.pem()), key: Secret::new(B64.encode(pem("ED25519 PRIVATE KEY", &v1))) })
+    Ok(CertAndKey {
+        crt: B64.encode(cert.pem()),
+        key: Secret::new(B64.encode(pem("ED25519 PRIVATE KEY", &v1))),
+    })
 }
 
 /// SEC1 `EC PRIVATE KEY` with the curve named, as Go's `x509.MarshalECPrivateKey` writes it
@@ -221,7 +274,9 @@ fn sec1_pem(key: &p256::SecretKey, _what: &'static str) -> Result<String> {
     let public = key.public_key().to_encoded_point(false);
     let mut der = vec![0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20];
     der.extend_from_slice(&key.to_bytes());
-    der.extend_from_slice(&[0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
+    der.extend_from_slice(&[
+        0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
     der.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00]);
     der.extend_from_slice(public.as_bytes());
     Ok(pem("EC PRIVATE KEY", &der))
@@ -253,14 +308,24 @@ mod tests {
         let tok = regex_like_token;
         assert!(tok(b.bootstrap_token.expose()) && tok(b.trustd_token.expose()));
         assert_eq!(B64_URL.decode(b.cluster_id.expose()).unwrap().len(), 32);
-        assert_eq!(B64.decode(b.secretbox_encryption_secret.expose()).unwrap().len(), 32);
+        assert_eq!(
+            B64.decode(b.secretbox_encryption_secret.expose())
+                .unwrap()
+                .len(),
+            32
+        );
         for ca in [&b.etcd, &b.k8s, &b.k8s_aggregator] {
             // `MHcCAQEEI`: SEQUENCE(119) { 1, OCTET STRING(32) ... } as Go writes it.
-            assert!(pem_of(ca.key.expose()).starts_with("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"));
+            assert!(
+                pem_of(ca.key.expose()).starts_with("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI")
+            );
             assert!(pem_of(&ca.crt).starts_with("-----BEGIN CERTIFICATE-----\n"));
             p256::SecretKey::from_sec1_pem(&pem_of(ca.key.expose())).unwrap();
         }
-        assert!(pem_of(b.os.key.expose()).starts_with("-----BEGIN ED25519 PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"));
+        assert!(
+            pem_of(b.os.key.expose())
+                .starts_with("-----BEGIN ED25519 PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI")
+        );
         p256::SecretKey::from_sec1_pem(&pem_of(b.k8s_service_account_key.expose())).unwrap();
         // Round trip through the YAML tree.
         assert_eq!(Bundle::from_value("b", &b.to_value()).unwrap(), b);
@@ -272,13 +337,21 @@ mod tests {
     }
 
     fn regex_like_token(t: &str) -> bool {
-        let ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
+        let ok = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        };
         matches!(t.split_once('.'), Some((a, b)) if ok(a, 6) && ok(b, 16))
     }
 
     #[test]
     fn a_missing_field_is_named() {
-        let err = Bundle::from_value("x.yaml", &Secret::new(json!({"cluster": {"id": "a"}}))).unwrap_err();
-        assert_eq!(err.to_string(), "x.yaml: the secrets bundle has no `cluster.secret`");
+        let err = Bundle::from_value("x.yaml", &Secret::new(json!({"cluster": {"id": "a"}})))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x.yaml: the secrets bundle has no `cluster.secret`"
+        );
     }
 }
