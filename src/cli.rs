@@ -77,6 +77,20 @@ pub enum Command {
     /// Talos: the encrypted secrets bundle of a cluster, and a node's complete machine config.
     #[command(after_help = EXIT_CODES)]
     Talos(TalosArgs),
+    /// Check a rendered tree against the upstream schemas (CRDs, chart values, core objects).
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+}
+
+/// `kubeprint check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A rendered cluster tree, or a directory of them (default: `rendered`).
+    #[arg(default_value = "rendered")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// `kubeprint validate`

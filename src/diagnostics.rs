@@ -25,20 +25,43 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(location: String, message: String, hint: Option<String>) -> Self {
-        Diagnostic { severity: Severity::Error, location, message, hint }
+        Diagnostic {
+            severity: Severity::Error,
+            location,
+            message,
+            hint,
+        }
     }
 
     pub fn warning(location: String, message: String, hint: Option<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, location, message, hint }
+        Diagnostic {
+            severity: Severity::Warning,
+            location,
+            message,
+            hint,
+        }
     }
 
     /// A YAML error as a diagnostic, its location split from its message.
     pub fn from_yaml(err: &yaml::Error) -> Self {
         let (file, location, message) = match err {
-            yaml::Error::Syntax { file, location, message } => (file, location, format!("invalid YAML: {message}")),
-            yaml::Error::Shape { file, location, message, .. } => (file, location, message.clone()),
+            yaml::Error::Syntax {
+                file,
+                location,
+                message,
+            } => (file, location, format!("invalid YAML: {message}")),
+            yaml::Error::Shape {
+                file,
+                location,
+                message,
+                ..
+            } => (file, location, message.clone()),
         };
-        Diagnostic::error(format!("{file}:{location}"), message, err.hint().map(str::to_string))
+        Diagnostic::error(
+            format!("{file}:{location}"),
+            message,
+            err.hint().map(str::to_string),
+        )
     }
 }
 
@@ -80,7 +103,9 @@ impl Diagnostics {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items.iter().filter(|d| d.severity == Severity::Warning)
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     /// Sorts by location (file, then line and column numerically), errors before warnings.
@@ -99,7 +124,11 @@ impl Diagnostics {
 fn location_key(loc: &str) -> (String, u32, u32) {
     let mut parts = loc.rsplitn(3, ':');
     let (c, l, f) = (parts.next(), parts.next(), parts.next());
-    match (f, l.and_then(|l| l.parse().ok()), c.and_then(|c| c.parse().ok())) {
+    match (
+        f,
+        l.and_then(|l| l.parse().ok()),
+        c.and_then(|c| c.parse().ok()),
+    ) {
         (Some(f), Some(l), Some(c)) => (f.to_string(), l, c),
         _ => (loc.to_string(), 0, 0),
     }

@@ -46,7 +46,11 @@ pub fn check(sources: &Sources, today: Date) -> Result<Checked> {
         return Err(Error::Invalid(diags));
     }
     let templates = Templates::new(&fleet)?;
-    Ok(Checked { fleet, templates, warnings: diags })
+    Ok(Checked {
+        fleet,
+        templates,
+        warnings: diags,
+    })
 }
 
 /// The cluster names to render: `selected`, or every cluster when empty.
@@ -58,7 +62,8 @@ pub fn select(fleet: &Fleet, selected: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for name in selected {
         if !fleet.clusters.contains_key(name) {
-            let hint = crate::yaml::did_you_mean(name, &known).map(|s| format!("did you mean `{s}`?"));
+            let hint =
+                crate::yaml::did_you_mean(name, &known).map(|s| format!("did you mean `{s}`?"));
             return Err(Error::UnknownCluster(name.clone(), hint));
         }
         if !out.contains(name) {
@@ -77,8 +82,10 @@ pub fn render_cluster(checked: &Checked, name: &str) -> Result<RenderedTree> {
 
 /// Renders the named clusters in parallel; the first error (in name order) wins.
 pub fn render_all(checked: &Checked, names: &[String]) -> Result<BTreeMap<String, RenderedTree>> {
-    let results: Vec<(String, Result<RenderedTree>)> =
-        names.par_iter().map(|n| (n.clone(), render_cluster(checked, n))).collect();
+    let results: Vec<(String, Result<RenderedTree>)> = names
+        .par_iter()
+        .map(|n| (n.clone(), render_cluster(checked, n)))
+        .collect();
     let mut out = BTreeMap::new();
     for (name, result) in results {
         out.insert(name, result?);

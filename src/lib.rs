@@ -6,16 +6,17 @@
 //! [`write`] (or diff, publish). Pure stages take values and return values; only the
 //! edges (`load`, `write`) touch the file system.
 
+pub mod check;
 pub mod diagnostics;
 pub mod digest;
 pub mod fleet;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod render;
 pub mod secret;
 pub mod sops;
 pub mod talos;
-pub mod render;
 pub mod tree;
 pub mod validate;
 pub mod write;

@@ -11,19 +11,31 @@ use crate::model::{Revision, Sources, paths};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read the blueprint repository `{}`", path.display())]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{}` is not UTF-8 text", path.display())]
     NotText { path: PathBuf },
     #[error("`{}` is not a blueprint repository: it has no `fleet.yaml`", path.display())]
     NotAFleet { path: PathBuf },
     #[error("git: cannot read revision `{rev}` of `{}`", path.display())]
-    Git { path: PathBuf, rev: String, #[source] source: git2::Error },
+    Git {
+        path: PathBuf,
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
 }
 
 impl Error {
     /// Whether the problem is in what the user gave (2) rather than the environment (3).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::NotText { .. } | Error::NotAFleet { .. } | Error::Git { .. })
+        matches!(
+            self,
+            Error::NotText { .. } | Error::NotAFleet { .. } | Error::Git { .. }
+        )
     }
 }
 
@@ -41,7 +53,9 @@ pub fn is_input(path: &str) -> bool {
 /// Reads the inputs from a directory; records the git revision when it is a checkout.
 pub fn load_dir(root: &Path) -> Result<Sources> {
     if !root.join(paths::FLEET).is_file() {
-        return Err(Error::NotAFleet { path: root.to_path_buf() });
+        return Err(Error::NotAFleet {
+            path: root.to_path_buf(),
+        });
     }
     let mut sources = Sources::default();
     for top in [paths::FLEET, paths::CATALOG, "blueprints", "overlays"] {
@@ -51,8 +65,13 @@ pub fn load_dir(root: &Path) -> Result<Sources> {
         }
         for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
             let entry = entry.map_err(|e| Error::Io {
-                path: e.path().map(Path::to_path_buf).unwrap_or_else(|| start.clone()),
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")),
+                path: e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| start.clone()),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
             })?;
             if !entry.file_type().is_file() {
                 continue;
@@ -61,8 +80,13 @@ pub fn load_dir(root: &Path) -> Result<Sources> {
             if !is_input(&rel) {
                 continue;
             }
-            let bytes = fs_err::read(entry.path()).map_err(|source| Error::Io { path: entry.path().into(), source })?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::NotText { path: entry.path().into() })?;
+            let bytes = fs_err::read(entry.path()).map_err(|source| Error::Io {
+                path: entry.path().into(),
+                source,
+            })?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::NotText {
+                path: entry.path().into(),
+            })?;
             sources.files.insert(rel, text);
         }
     }
@@ -72,7 +96,10 @@ pub fn load_dir(root: &Path) -> Result<Sources> {
 
 fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The HEAD commit of the git checkout holding `root`, and whether its inputs are modified.
@@ -80,12 +107,21 @@ fn git_revision(root: &Path) -> Option<Revision> {
     let repo = git2::Repository::discover(root).ok()?;
     let commit = repo.head().ok()?.peel_to_commit().ok()?;
     let workdir = repo.workdir()?.canonicalize().ok()?;
-    let prefix = root.canonicalize().ok()?.strip_prefix(&workdir).ok()?.to_path_buf();
+    let prefix = root
+        .canonicalize()
+        .ok()?
+        .strip_prefix(&workdir)
+        .ok()?
+        .to_path_buf();
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true);
     let dirty = repo.statuses(Some(&mut opts)).ok()?.iter().any(|s| {
         s.path().ok().is_some_and(|p| {
-            Path::new(p).strip_prefix(&prefix).ok().map(|r| r.to_string_lossy().replace('\\', "/")).is_some_and(|r| is_input(&r))
+            Path::new(p)
+                .strip_prefix(&prefix)
+                .ok()
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .is_some_and(|r| is_input(&r))
         })
     });
     Some(Revision {
@@ -99,14 +135,24 @@ fn git_revision(root: &Path) -> Option<Revision> {
 ///
 /// `subdir` is where the fleet lives inside the repository (`""` for its root).
 pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
-    let git_err = |source| Error::Git { path: repo_path.to_path_buf(), rev: rev.to_string(), source };
+    let git_err = |source| Error::Git {
+        path: repo_path.to_path_buf(),
+        rev: rev.to_string(),
+        source,
+    };
     let repo = git2::Repository::discover(repo_path).map_err(git_err)?;
-    let commit = repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(git_err)?;
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(git_err)?;
     let mut tree = commit.tree().map_err(git_err)?;
     let subdir = subdir.trim_matches('/');
     if !subdir.is_empty() {
         let entry = tree.get_path(Path::new(subdir)).map_err(git_err)?;
-        tree = entry.to_object(&repo).and_then(|o| o.peel_to_tree()).map_err(git_err)?;
+        tree = entry
+            .to_object(&repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(git_err)?;
     }
     let mut sources = Sources::default();
     let mut failure = None;
@@ -124,7 +170,9 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
                     sources.files.insert(path, text.to_string());
                 }
                 Err(_) => {
-                    failure = Some(Error::NotText { path: PathBuf::from(path) });
+                    failure = Some(Error::NotText {
+                        path: PathBuf::from(path),
+                    });
                     return git2::TreeWalkResult::Abort;
                 }
             },
@@ -140,7 +188,9 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
         return Err(e);
     }
     if !sources.files.contains_key(paths::FLEET) {
-        return Err(Error::NotAFleet { path: repo_path.join(subdir) });
+        return Err(Error::NotAFleet {
+            path: repo_path.join(subdir),
+        });
     }
     sources.revision = Some(Revision {
         commit: commit.id().to_string(),

@@ -16,9 +16,17 @@ use crate::yaml::{self, Spans, Value, child_path};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cluster `{cluster}`: tier `{tier}` does not exist")]
-    UnknownTier { cluster: String, tier: String, location: String },
+    UnknownTier {
+        cluster: String,
+        tier: String,
+        location: String,
+    },
     #[error("{location}: component `{component}` does not exist")]
-    UnknownComponent { component: String, location: String, hint: Option<String> },
+    UnknownComponent {
+        component: String,
+        location: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     Template(#[from] crate::render::templates::Error),
 }
@@ -53,7 +61,10 @@ pub struct Merged {
 impl Merged {
     /// An empty mapping.
     pub fn new() -> Self {
-        Merged { value: Value::Object(Default::default()), origins: BTreeMap::new() }
+        Merged {
+            value: Value::Object(Default::default()),
+            origins: BTreeMap::new(),
+        }
     }
 
     /// Merges `layer` over this tree. `spans` locate the layer's values in `file`, whose
@@ -115,7 +126,9 @@ fn merge_into(
                     continue;
                 }
                 match base_map.get_mut(key) {
-                    Some(bv) if bv.is_object() && lv.is_object() => merge_into(bv, lv, &child, origins, at),
+                    Some(bv) if bv.is_object() && lv.is_object() => {
+                        merge_into(bv, lv, &child, origins, at)
+                    }
                     _ => {
                         remove_origins(origins, &child);
                         let mut v = lv.clone();
@@ -142,7 +155,12 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-fn record_origins(v: &Value, path: &str, origins: &mut BTreeMap<String, Origin>, at: &dyn Fn(&str) -> Origin) {
+fn record_origins(
+    v: &Value,
+    path: &str,
+    origins: &mut BTreeMap<String, Origin>,
+    at: &dyn Fn(&str) -> Origin,
+) {
     origins.insert(path.to_string(), at(path));
     if let Value::Object(m) = v {
         for (k, child) in m {
@@ -219,8 +237,15 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
             location: spec.at("tier"),
         });
     };
-    for (source, overrides) in [(&tier.file, &tier.value.components), (&spec.file, &spec.value.components)] {
-        let spans = if *source == tier.file { &tier.spans } else { &spec.spans };
+    for (source, overrides) in [
+        (&tier.file, &tier.value.components),
+        (&spec.file, &spec.value.components),
+    ] {
+        let spans = if *source == tier.file {
+            &tier.spans
+        } else {
+            &spec.spans
+        };
         for name in overrides.keys() {
             if !fleet.components.contains_key(name) {
                 let names: Vec<String> = fleet.components.keys().cloned().collect();
@@ -248,14 +273,28 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
         let cluster_o = spec.value.components.get(name);
         let (mut enabled, mut why) = (
             component.spec.value.enabled,
-            Origin { layer: Layer::Blueprint, location: component.spec.at("enabled") },
+            Origin {
+                layer: Layer::Blueprint,
+                location: component.spec.at("enabled"),
+            },
         );
         if let Some(e) = tier_o.and_then(|o| o.enabled) {
-            (enabled, why) = (e, Origin { layer: Layer::Tier, location: tier.at(&format!("components.{name}.enabled")) });
+            (enabled, why) = (
+                e,
+                Origin {
+                    layer: Layer::Tier,
+                    location: tier.at(&format!("components.{name}.enabled")),
+                },
+            );
         }
         if let Some(e) = cluster_o.and_then(|o| o.enabled) {
-            (enabled, why) =
-                (e, Origin { layer: Layer::Cluster, location: spec.at(&format!("components.{name}.enabled")) });
+            (enabled, why) = (
+                e,
+                Origin {
+                    layer: Layer::Cluster,
+                    location: spec.at(&format!("components.{name}.enabled")),
+                },
+            );
         }
         if let Some(feature) = &component.spec.value.requires {
             let has = match feature.as_str() {
@@ -264,7 +303,13 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
                 _ => true,
             };
             if !has {
-                (enabled, why) = (false, Origin { layer: Layer::Blueprint, location: component.spec.at("requires") });
+                (enabled, why) = (
+                    false,
+                    Origin {
+                        layer: Layer::Blueprint,
+                        location: component.spec.at("requires"),
+                    },
+                );
             }
         }
         if !enabled {
@@ -274,28 +319,57 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
 
         let mut values = Merged::new();
         if let Some(v) = &component.spec.value.values {
-            values.merge(v, Layer::Blueprint, &component.spec.file, &component.spec.spans, "values");
+            values.merge(
+                v,
+                Layer::Blueprint,
+                &component.spec.file,
+                &component.spec.spans,
+                "values",
+            );
         }
         if let Some((file, _)) = &component.values_template {
-            let text = templates.render_values(fleet, spec, tier_name, &settings.value, component)?;
-            let doc = yaml::parse(file, &text).map_err(|e| crate::render::templates::Error::Output {
-                template: file.clone(),
-                message: e.to_string(),
-            })?;
+            let text =
+                templates.render_values(fleet, spec, tier_name, &settings.value, component)?;
+            let doc =
+                yaml::parse(file, &text).map_err(|e| crate::render::templates::Error::Output {
+                    template: file.clone(),
+                    message: e.to_string(),
+                })?;
             values.merge(&doc.value, Layer::BlueprintTemplate, file, &doc.spans, "");
         }
         if let Some(v) = tier_o.and_then(|o| o.values.as_ref()) {
-            values.merge(v, Layer::Tier, &tier.file, &tier.spans, &format!("components.{name}.values"));
+            values.merge(
+                v,
+                Layer::Tier,
+                &tier.file,
+                &tier.spans,
+                &format!("components.{name}.values"),
+            );
         }
         if let Some(v) = cluster_o.and_then(|o| o.values.as_ref()) {
-            values.merge(v, Layer::Cluster, &spec.file, &spec.spans, &format!("components.{name}.values"));
+            values.merge(
+                v,
+                Layer::Cluster,
+                &spec.file,
+                &spec.spans,
+                &format!("components.{name}.values"),
+            );
         }
         components.push(PlannedComponent { component, values });
     }
     components.sort_by(|a, b| {
-        (a.component.spec.value.sync_wave, &a.component.name).cmp(&(b.component.spec.value.sync_wave, &b.component.name))
+        (a.component.spec.value.sync_wave, &a.component.name)
+            .cmp(&(b.component.spec.value.sync_wave, &b.component.name))
     });
-    Ok(ClusterPlan { fleet, spec, tier_name, tier, settings, components, disabled })
+    Ok(ClusterPlan {
+        fleet,
+        spec,
+        tier_name,
+        tier,
+        settings,
+        components,
+        disabled,
+    })
 }
 
 #[cfg(test)]
@@ -307,7 +381,17 @@ mod tests {
     fn merged(layers: &[Value]) -> Merged {
         let mut m = Merged::new();
         for (i, l) in layers.iter().enumerate() {
-            m.merge(l, if i == 0 { Layer::Blueprint } else { Layer::Cluster }, &format!("l{i}.yaml"), &Spans::default(), "");
+            m.merge(
+                l,
+                if i == 0 {
+                    Layer::Blueprint
+                } else {
+                    Layer::Cluster
+                },
+                &format!("l{i}.yaml"),
+                &Spans::default(),
+                "",
+            );
         }
         m
     }
@@ -326,7 +410,11 @@ mod tests {
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![Just(Value::Null), any::<i64>().prop_map(|i| json!(i)), "[a-c]{1,2}".prop_map(Value::from)];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(|i| json!(i)),
+            "[a-c]{1,2}".prop_map(Value::from)
+        ];
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
@@ -337,13 +425,14 @@ mod tests {
     }
 
     fn arb_map() -> impl Strategy<Value = Value> {
-        prop::collection::btree_map("[a-d]", arb_value(), 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+        prop::collection::btree_map("[a-d]", arb_value(), 0..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
     }
 
     proptest! {
         #[test]
         fn an_empty_overlay_changes_nothing(base in arb_map()) {
-            let once = merged(&[base.clone()]);
+            let once = merged(std::slice::from_ref(&base));
             let twice = merged(&[base, json!({})]);
             prop_assert_eq!(once.value, twice.value);
         }

@@ -17,13 +17,29 @@ fn pure_modules_do_no_io() {
         ("talos/assemble.rs", include_str!("talos/assemble.rs")),
         ("tree.rs", include_str!("tree.rs")),
     ];
-    const FORBIDDEN: &[&str] =
-        &["std::fs", "fs_err", "tokio", "git2", "kube::", "SystemTime", "Instant::now", "HashMap", "HashSet", "std::env", "rand::", "Zoned::now", "Timestamp::now"];
+    const FORBIDDEN: &[&str] = &[
+        "std::fs",
+        "fs_err",
+        "tokio",
+        "git2",
+        "kube::",
+        "SystemTime",
+        "Instant::now",
+        "HashMap",
+        "HashSet",
+        "std::env",
+        "rand::",
+        "Zoned::now",
+        "Timestamp::now",
+    ];
     for (file, source) in PURE {
         // Only the code, not the tests at the bottom.
         let code = source.split("#[cfg(test)]").next().unwrap_or(source);
         for word in FORBIDDEN {
-            assert!(!code.contains(word), "src/{file} uses `{word}`: pure stages take values and return values");
+            assert!(
+                !code.contains(word),
+                "src/{file} uses `{word}`: pure stages take values and return values"
+            );
         }
     }
 }

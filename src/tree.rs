@@ -61,8 +61,14 @@ mod tests {
 
     #[test]
     fn keeps_paths_inside_the_base() {
-        assert_eq!(safe_join("manifests/x", "a.yaml").unwrap(), "manifests/x/a.yaml");
-        assert_eq!(safe_join("manifests/x", "sub/../b.yaml").unwrap(), "manifests/x/b.yaml");
+        assert_eq!(
+            safe_join("manifests/x", "a.yaml").unwrap(),
+            "manifests/x/a.yaml"
+        );
+        assert_eq!(
+            safe_join("manifests/x", "sub/../b.yaml").unwrap(),
+            "manifests/x/b.yaml"
+        );
         assert!(safe_join("manifests/x", "../y/a.yaml").is_err());
         assert!(safe_join("manifests/x", "/etc/passwd").is_err());
         assert!(safe_join("", "../../x").is_err());

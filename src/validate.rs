@@ -15,7 +15,8 @@ use crate::model::cluster::{ClusterSpec, Role, Size, minor_of};
 use crate::model::{Fleet, Sourced, TierKind};
 
 /// The ingress classes of the offering.
-pub const INGRESS_CLASSES: [&str; 3] = ["nginx-external-secured", "nginx-external", "nginx-internal"];
+pub const INGRESS_CLASSES: [&str; 3] =
+    ["nginx-external-secured", "nginx-external", "nginx-internal"];
 /// The storage classes of the offering.
 pub const STORAGE_CLASSES: [&str; 3] = ["ceph-block", "ceph-bucket", "ceph-filesystem"];
 
@@ -29,10 +30,22 @@ struct Rules {
     min_ceph_gib: u32,
 }
 
-const PRODUCTION: Rules =
-    Rules { zones: 3, control_planes: 3, storage_nodes: 3, min_workers: 3, max_workers: 100, min_ceph_gib: 500 };
-const DEVTEST: Rules =
-    Rules { zones: 1, control_planes: 1, storage_nodes: 0, min_workers: 3, max_workers: 250, min_ceph_gib: 300 };
+const PRODUCTION: Rules = Rules {
+    zones: 3,
+    control_planes: 3,
+    storage_nodes: 3,
+    min_workers: 3,
+    max_workers: 100,
+    min_ceph_gib: 500,
+};
+const DEVTEST: Rules = Rules {
+    zones: 1,
+    control_planes: 1,
+    storage_nodes: 0,
+    min_workers: 3,
+    max_workers: 250,
+    min_ceph_gib: 300,
+};
 
 const MAX_PODS: u32 = 110;
 const CONTROL_PLANE_MIN: (u32, u32, u32) = (8, 12, 64);
@@ -51,7 +64,10 @@ pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
         {
             d.push(Diagnostic::warning(
                 fleet.catalog.at(&format!("charts.{chart_key}")),
-                format!("chart `{}` {} is no longer maintained upstream since {eol}", chart.name, chart.version),
+                format!(
+                    "chart `{}` {} is no longer maintained upstream since {eol}",
+                    chart.name, chart.version
+                ),
                 Some("plan the move to a maintained replacement (see the README)".into()),
             ));
         }
@@ -62,7 +78,9 @@ pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
         {
             d.push(Diagnostic::error(
                 component.spec.at("chart"),
-                format!("blueprint `{name}` uses chart `{chart}`, which `versions.yaml` does not pin"),
+                format!(
+                    "blueprint `{name}` uses chart `{chart}`, which `versions.yaml` does not pin"
+                ),
                 Some("add it under `charts:` in versions.yaml".into()),
             ));
         }
@@ -75,10 +93,17 @@ pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
 
 /// Checks one cluster.
 pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date) -> Diagnostics {
-    let mut v = Checker { spec, d: Diagnostics::default() };
+    let mut v = Checker {
+        spec,
+        d: Diagnostics::default(),
+    };
     let c = &spec.value;
     if !is_dns_label(&c.name) {
-        v.error("name", format!("`{}` is not a valid cluster name", c.name), "use lowercase letters, digits and `-`, at most 63 characters");
+        v.error(
+            "name",
+            format!("`{}` is not a valid cluster name", c.name),
+            "use lowercase letters, digits and `-`, at most 63 characters",
+        );
     }
     let Some(tier) = fleet.tiers.get(&c.tier) else {
         let names: Vec<String> = fleet.tiers.keys().cloned().collect();
@@ -100,12 +125,20 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     // Zones.
     let zones: BTreeSet<&str> = c.zones.iter().map(String::as_str).collect();
     if zones.len() != c.zones.len() {
-        v.error("zones", "a zone is listed twice".into(), "list each availability zone once");
+        v.error(
+            "zones",
+            "a zone is listed twice".into(),
+            "list each availability zone once",
+        );
     }
     if c.zones.len() != rules.zones {
         v.error(
             "zones",
-            format!("a {kind} cluster runs in {} availability zone(s), not {}", rules.zones, c.zones.len()),
+            format!(
+                "a {kind} cluster runs in {} availability zone(s), not {}",
+                rules.zones,
+                c.zones.len()
+            ),
             "fix `zones`, or choose the other tier",
         );
     }
@@ -115,7 +148,11 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     if cp.hosts.len() != rules.control_planes {
         v.error(
             "nodes.controlPlane.hosts",
-            format!("a {kind} cluster has {} control-plane node(s), not {}", rules.control_planes, cp.hosts.len()),
+            format!(
+                "a {kind} cluster has {} control-plane node(s), not {}",
+                rules.control_planes,
+                cp.hosts.len()
+            ),
             "the offering fixes the control plane size",
         );
     }
@@ -132,7 +169,10 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
         ),
         (Some(st), n) if st.hosts.len() != n => v.error(
             "nodes.storage.hosts",
-            format!("a {kind} cluster has {n} storage nodes, not {}", st.hosts.len()),
+            format!(
+                "a {kind} cluster has {n} storage nodes, not {}",
+                st.hosts.len()
+            ),
             "one dedicated storage node per zone",
         ),
         _ => {}
@@ -141,14 +181,20 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     if workers < rules.min_workers {
         v.error(
             "nodes.workers.hosts",
-            format!("a {kind} cluster needs at least {} workers, this one has {workers}", rules.min_workers),
+            format!(
+                "a {kind} cluster needs at least {} workers, this one has {workers}",
+                rules.min_workers
+            ),
             "add workers (the minimum keeps one per zone and Ceph's three replicas)",
         );
     }
     if workers > rules.max_workers {
         v.error(
             "nodes.workers.hosts",
-            format!("a {kind} cluster has at most {} workers, this one has {workers}", rules.max_workers),
+            format!(
+                "a {kind} cluster has at most {} workers, this one has {workers}",
+                rules.max_workers
+            ),
             "split the workload over two clusters",
         );
     }
@@ -160,18 +206,30 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             let Some(pool) = pool else { continue };
             let per_zone = count_per_zone(c, pool.hosts.iter().map(|h| h.zone.as_str()));
             if per_zone.values().any(|n| *n != 1) && pool.hosts.len() == rules.zones {
-                v.error(path, format!("{role} nodes must be one per zone"), "give each host a different zone");
+                v.error(
+                    path,
+                    format!("{role} nodes must be one per zone"),
+                    "give each host a different zone",
+                );
             }
         }
         let per_zone = count_per_zone(c, c.nodes.workers.hosts.iter().map(|h| h.zone.as_str()));
         if per_zone.values().any(|n| *n == 0) && workers >= rules.min_workers {
-            let empty: Vec<&str> = per_zone.iter().filter(|(_, n)| **n == 0).map(|(z, _)| *z).collect();
+            let empty: Vec<&str> = per_zone
+                .iter()
+                .filter(|(_, n)| **n == 0)
+                .map(|(z, _)| *z)
+                .collect();
             v.error(
                 "nodes.workers.hosts",
-                format!("every zone needs at least one worker; none in {}", empty.join(", ")),
+                format!(
+                    "every zone needs at least one worker; none in {}",
+                    empty.join(", ")
+                ),
                 "spread the workers over the zones",
             );
-        } else if workers % 3 != 0 || per_zone.values().collect::<BTreeSet<_>>().len() > 1 {
+        } else if !workers.is_multiple_of(3) || per_zone.values().collect::<BTreeSet<_>>().len() > 1
+        {
             v.warning(
                 "nodes.workers.hosts",
                 format!("{workers} workers are not in balanced batches of three across the zones"),
@@ -187,10 +245,15 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             Role::Storage => (STORAGE_MIN, "storage node"),
             Role::Worker => (WORKER_MIN, "worker"),
         };
-        let size_path =
-            if node.host.size.is_some() { format!("{}.size", node.path) } else { pool_path(&node.path) + ".size" };
+        let size_path = if node.host.size.is_some() {
+            format!("{}.size", node.path)
+        } else {
+            pool_path(&node.path) + ".size"
+        };
         v.check_min(&size_path, what, node.size, min);
-        if node.role == Role::Worker && (node.size.vcpu > WORKER_MAX.0 || node.size.memory_gib > WORKER_MAX.1) {
+        if node.role == Role::Worker
+            && (node.size.vcpu > WORKER_MAX.0 || node.size.memory_gib > WORKER_MAX.1)
+        {
             v.error(
                 &size_path,
                 format!(
@@ -201,14 +264,18 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             );
         }
         let ceph_min = match (node.role, tier.value.kind) {
-            (Role::Storage, TierKind::Production) | (Role::Worker, TierKind::Devtest) => Some(rules.min_ceph_gib),
+            (Role::Storage, TierKind::Production) | (Role::Worker, TierKind::Devtest) => {
+                Some(rules.min_ceph_gib)
+            }
             _ => None,
         };
         if let Some(min) = ceph_min {
             match node.size.ceph_disk_gib {
                 None => v.error(
                     &size_path,
-                    format!("a {kind} {what} holds Ceph data and needs `cephDiskGiB` (at least {min})"),
+                    format!(
+                        "a {kind} {what} holds Ceph data and needs `cephDiskGiB` (at least {min})"
+                    ),
                     "add `cephDiskGiB`",
                 ),
                 Some(g) if g < min => v.error(
@@ -221,7 +288,11 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
         }
     }
     let mut worker_sizes: BTreeSet<(u32, u32)> = BTreeSet::new();
-    for node in c.node_views().into_iter().filter(|n| n.role == Role::Worker) {
+    for node in c
+        .node_views()
+        .into_iter()
+        .filter(|n| n.role == Role::Worker)
+    {
         worker_sizes.insert((node.size.vcpu, node.size.memory_gib));
     }
     if worker_sizes.len() > 1 {
@@ -246,7 +317,12 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             );
         }
     }
-    v.check_min("nodes.gitRunner.size", "Git runner", &c.nodes.git_runner.size, GIT_RUNNER_MIN);
+    v.check_min(
+        "nodes.gitRunner.size",
+        "Git runner",
+        &c.nodes.git_runner.size,
+        GIT_RUNNER_MIN,
+    );
     if tier.value.kind == TierKind::Production
         && c.zones.len() == 3
         && c.nodes.git_runner.zone != c.zones[2]
@@ -261,12 +337,25 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     // Hosts: zones, names and addresses.
     let subnet = parse_cidr(&c.network.node_subnet);
     if subnet.is_none() {
-        v.error("network.nodeSubnet", format!("`{}` is not an IPv4 CIDR", c.network.node_subnet), "write it as `10.20.5.0/24`");
+        v.error(
+            "network.nodeSubnet",
+            format!("`{}` is not an IPv4 CIDR", c.network.node_subnet),
+            "write it as `10.20.5.0/24`",
+        );
     }
     let mut names: BTreeMap<&str, String> = BTreeMap::new();
     let mut addresses: BTreeMap<&str, String> = BTreeMap::new();
-    let git_runner = (&c.nodes.git_runner.name, &c.nodes.git_runner.zone, &c.nodes.git_runner.address, "nodes.gitRunner".to_string());
-    let hosts = c.node_views().into_iter().map(|n| (&n.host.name, &n.host.zone, &n.host.address, n.path)).chain([git_runner]);
+    let git_runner = (
+        &c.nodes.git_runner.name,
+        &c.nodes.git_runner.zone,
+        &c.nodes.git_runner.address,
+        "nodes.gitRunner".to_string(),
+    );
+    let hosts = c
+        .node_views()
+        .into_iter()
+        .map(|n| (&n.host.name, &n.host.zone, &n.host.address, n.path))
+        .chain([git_runner]);
     for (name, zone, address, path) in hosts {
         if !zones.contains(zone.as_str()) {
             v.error(
@@ -276,13 +365,25 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             );
         }
         if !is_dns_label(name) {
-            v.error(&format!("{path}.name"), format!("`{name}` is not a valid hostname"), "use lowercase letters, digits and `-`");
+            v.error(
+                &format!("{path}.name"),
+                format!("`{name}` is not a valid hostname"),
+                "use lowercase letters, digits and `-`",
+            );
         }
         if let Some(first) = names.insert(name, path.clone()) {
-            v.error(&format!("{path}.name"), format!("hostname `{name}` is used twice (first at `{first}`)"), "give every node its own name");
+            v.error(
+                &format!("{path}.name"),
+                format!("hostname `{name}` is used twice (first at `{first}`)"),
+                "give every node its own name",
+            );
         }
         match address.parse::<Ipv4Addr>() {
-            Err(_) => v.error(&format!("{path}.address"), format!("`{address}` is not an IPv4 address"), "write it as `10.20.5.11`"),
+            Err(_) => v.error(
+                &format!("{path}.address"),
+                format!("`{address}` is not an IPv4 address"),
+                "write it as `10.20.5.11`",
+            ),
             Ok(ip) => {
                 if let Some(first) = addresses.insert(address, path.clone()) {
                     v.error(
@@ -296,7 +397,10 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
                 {
                     v.error(
                         &format!("{path}.address"),
-                        format!("address {address} is outside the node subnet {}", c.network.node_subnet),
+                        format!(
+                            "address {address} is outside the node subnet {}",
+                            c.network.node_subnet
+                        ),
                         "use an address of `network.nodeSubnet`",
                     );
                 }
@@ -307,8 +411,14 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     // Network.
     let net = &c.network;
     if let Err(msg) = check_endpoint(&net.api_endpoint) {
-        v.error("network.apiEndpoint", msg, "write it as `https://10.20.5.10:6443` or `https://api.example.net:6443`");
-    } else if let Some(first) = addresses.get(crate::render::talos::endpoint_host(&net.api_endpoint)) {
+        v.error(
+            "network.apiEndpoint",
+            msg,
+            "write it as `https://10.20.5.10:6443` or `https://api.example.net:6443`",
+        );
+    } else if let Some(first) =
+        addresses.get(crate::render::talos::endpoint_host(&net.api_endpoint))
+    {
         // The endpoint is the control planes' shared (virtual) address: no node may hold it.
         v.error(
             "network.apiEndpoint",
@@ -316,12 +426,25 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             "give the API endpoint its own (virtual) address of the node subnet",
         );
     }
-    if net.gateway.parse::<Ipv4Addr>().map(|g| subnet.is_none_or(|s| s.contains(g))) != Ok(true) {
-        v.error("network.gateway", format!("`{}` is not an address of the node subnet", net.gateway), "use the subnet's router");
+    if net
+        .gateway
+        .parse::<Ipv4Addr>()
+        .map(|g| subnet.is_none_or(|s| s.contains(g)))
+        != Ok(true)
+    {
+        v.error(
+            "network.gateway",
+            format!("`{}` is not an address of the node subnet", net.gateway),
+            "use the subnet's router",
+        );
     }
     for (i, ns) in net.nameservers.iter().enumerate() {
         if ns.parse::<std::net::IpAddr>().is_err() {
-            v.error(&format!("network.nameservers[{i}]"), format!("`{ns}` is not an IP address"), "list DNS servers by address");
+            v.error(
+                &format!("network.nameservers[{i}]"),
+                format!("`{ns}` is not an IP address"),
+                "list DNS servers by address",
+            );
         }
     }
     let mut ranges: Vec<(String, Cidr)> = Vec::new();
@@ -333,11 +456,19 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
         ("network.pools.external", &net.pools.external),
     ] {
         match parse_cidr(value) {
-            None => v.error(path, format!("`{value}` is not an IPv4 CIDR"), "write it as `10.244.0.0/16`"),
+            None => v.error(
+                path,
+                format!("`{value}` is not an IPv4 CIDR"),
+                "write it as `10.244.0.0/16`",
+            ),
             Some(cidr) => {
                 for (other_path, other) in &ranges {
                     if cidr.overlaps(other) {
-                        v.error(path, format!("{value} overlaps `{other_path}`"), "the ranges must be disjoint");
+                        v.error(
+                            path,
+                            format!("{value} overlaps `{other_path}`"),
+                            "the ranges must be disjoint",
+                        );
                     }
                 }
                 ranges.push((path.to_string(), cidr));
@@ -346,19 +477,35 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     }
     for (i, cidr) in c.ingress.secured_allowlist.iter().enumerate() {
         if parse_cidr(cidr).is_none() {
-            v.error(&format!("ingress.securedAllowlist[{i}]"), format!("`{cidr}` is not an IPv4 CIDR"), "write it as `198.51.100.0/24`");
+            v.error(
+                &format!("ingress.securedAllowlist[{i}]"),
+                format!("`{cidr}` is not an IPv4 CIDR"),
+                "write it as `198.51.100.0/24`",
+            );
         }
     }
     if !is_dns_name(&c.ingress.domain) {
-        v.error("ingress.domain", format!("`{}` is not a DNS name", c.ingress.domain), "write it as `acme-prod.example.net`");
+        v.error(
+            "ingress.domain",
+            format!("`{}` is not a DNS name", c.ingress.domain),
+            "write it as `acme-prod.example.net`",
+        );
     }
     if let Some(sso) = &c.sso
         && !sso.issuer.starts_with("https://")
     {
-        v.error("sso.issuer", format!("the OIDC issuer `{}` is not an https URL", sso.issuer), "OIDC issuers are https URLs");
+        v.error(
+            "sso.issuer",
+            format!("the OIDC issuer `{}` is not an https URL", sso.issuer),
+            "OIDC issuers are https URLs",
+        );
     }
     if !c.s3.endpoint.starts_with("https://") {
-        v.error("s3.endpoint", format!("`{}` is not an https URL", c.s3.endpoint), "the provider's S3 is reached over https");
+        v.error(
+            "s3.endpoint",
+            format!("`{}` is not an https URL", c.s3.endpoint),
+            "the provider's S3 is reached over https",
+        );
     }
 
     // Versions.
@@ -369,7 +516,11 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     for (i, t) in c.tenants.iter().enumerate() {
         let path = format!("tenants[{i}]");
         if !is_dns_label(&t.name) {
-            v.error(&format!("{path}.name"), format!("`{}` is not a valid tenant name", t.name), "use lowercase letters, digits and `-`");
+            v.error(
+                &format!("{path}.name"),
+                format!("`{}` is not a valid tenant name", t.name),
+                "use lowercase letters, digits and `-`",
+            );
         }
         for &(other, j) in &tenant_names {
             let clash = other == t.name
@@ -378,32 +529,61 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             if clash {
                 v.error(
                     &format!("{path}.name"),
-                    format!("tenants `{other}` and `{}` claim the same namespace prefix (`{}-*`)", t.name, other.min(&t.name)),
+                    format!(
+                        "tenants `{other}` and `{}` claim the same namespace prefix (`{}-*`)",
+                        t.name,
+                        other.min(&t.name)
+                    ),
                     &format!("rename one of them (the other is `tenants[{j}]`)"),
                 );
             }
         }
         tenant_names.push((&t.name, i));
         if t.owners.is_empty() {
-            v.error(&format!("{path}.owners"), format!("tenant `{}` has no owner", t.name), "add `group:NAME` or `user:NAME`");
+            v.error(
+                &format!("{path}.owners"),
+                format!("tenant `{}` has no owner", t.name),
+                "add `group:NAME` or `user:NAME`",
+            );
         }
         for (k, o) in t.owners.iter().enumerate() {
-            let ok = o.strip_prefix("group:").or_else(|| o.strip_prefix("user:")).is_some_and(|n| !n.is_empty());
+            let ok = o
+                .strip_prefix("group:")
+                .or_else(|| o.strip_prefix("user:"))
+                .is_some_and(|n| !n.is_empty());
             if !ok {
-                v.error(&format!("{path}.owners[{k}]"), format!("owner `{o}` is neither `group:NAME` nor `user:NAME`"), "prefix it with `group:` or `user:`");
+                v.error(
+                    &format!("{path}.owners[{k}]"),
+                    format!("owner `{o}` is neither `group:NAME` nor `user:NAME`"),
+                    "prefix it with `group:` or `user:`",
+                );
             }
         }
         if t.namespaces == 0 {
-            v.error(&format!("{path}.namespaces"), format!("tenant `{}` may create no namespace", t.name), "allow at least one");
+            v.error(
+                &format!("{path}.namespaces"),
+                format!("tenant `{}` may create no namespace", t.name),
+                "allow at least one",
+            );
         }
         for (k, class) in t.ingress_classes.iter().enumerate() {
             if !INGRESS_CLASSES.contains(&class.as_str()) {
-                v.unknown(&format!("{path}.ingressClasses[{k}]"), "ingress class", class, &INGRESS_CLASSES);
+                v.unknown(
+                    &format!("{path}.ingressClasses[{k}]"),
+                    "ingress class",
+                    class,
+                    &INGRESS_CLASSES,
+                );
             }
         }
         for (k, class) in t.storage_classes.iter().flatten().enumerate() {
             if !STORAGE_CLASSES.contains(&class.as_str()) {
-                v.unknown(&format!("{path}.storageClasses[{k}]"), "storage class", class, &STORAGE_CLASSES);
+                v.unknown(
+                    &format!("{path}.storageClasses[{k}]"),
+                    "storage class",
+                    class,
+                    &STORAGE_CLASSES,
+                );
             }
         }
     }
@@ -415,7 +595,11 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             let hint = crate::yaml::did_you_mean(name, &known)
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| "see `blueprints/` for the components".into());
-            v.error(&format!("components.{name}"), format!("component `{name}` does not exist"), &hint);
+            v.error(
+                &format!("components.{name}"),
+                format!("component `{name}` does not exist"),
+                &hint,
+            );
         }
     }
     v.d
@@ -428,11 +612,19 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&mut self, path: &str, message: String, hint: &str) {
-        self.d.push(Diagnostic::error(self.spec.at(path), message, Some(hint.to_string())));
+        self.d.push(Diagnostic::error(
+            self.spec.at(path),
+            message,
+            Some(hint.to_string()),
+        ));
     }
 
     fn warning(&mut self, path: &str, message: String, hint: &str) {
-        self.d.push(Diagnostic::warning(self.spec.at(path), message, Some(hint.to_string())));
+        self.d.push(Diagnostic::warning(
+            self.spec.at(path),
+            message,
+            Some(hint.to_string()),
+        ));
     }
 
     fn unknown(&mut self, path: &str, what: &str, got: &str, known: &[&str]) {
@@ -443,7 +635,13 @@ impl Checker<'_> {
         self.error(path, format!("unknown {what} `{got}`"), &hint);
     }
 
-    fn check_min(&mut self, path: &str, what: &str, size: &Size, (cpu, mem, disk): (u32, u32, u32)) {
+    fn check_min(
+        &mut self,
+        path: &str,
+        what: &str,
+        size: &Size,
+        (cpu, mem, disk): (u32, u32, u32),
+    ) {
         if size.vcpu < cpu || size.memory_gib < mem {
             self.error(
                 path,
@@ -457,7 +655,10 @@ impl Checker<'_> {
         if size.os_disk_gib < disk {
             self.error(
                 &format!("{path}.osDiskGiB"),
-                format!("a {what} needs an OS disk of at least {disk} GiB, not {}", size.os_disk_gib),
+                format!(
+                    "a {what} needs an OS disk of at least {disk} GiB, not {}",
+                    size.os_disk_gib
+                ),
                 &format!("set `osDiskGiB: {disk}`"),
             );
         }
@@ -507,7 +708,11 @@ impl Checker<'_> {
         }
         let talos = &c.versions.talos;
         let Some(talos_minor) = talos.strip_prefix('v').and_then(minor_of) else {
-            self.error("versions.talos", format!("`{talos}` is not a Talos version"), "write it as `v1.13.9`");
+            self.error(
+                "versions.talos",
+                format!("`{talos}` is not a Talos version"),
+                "write it as `v1.13.9`",
+            );
             return;
         };
         let Some(branch) = catalog.talos.get(&talos_minor) else {
@@ -529,7 +734,10 @@ impl Checker<'_> {
         if !branch.kubernetes.contains(&k8s_minor) {
             self.error(
                 "versions.talos",
-                format!("Talos {talos} does not support Kubernetes {k8s_minor} (it supports {})", branch.kubernetes.join(", ")),
+                format!(
+                    "Talos {talos} does not support Kubernetes {k8s_minor} (it supports {})",
+                    branch.kubernetes.join(", ")
+                ),
                 "choose a Talos version that supports the cluster's Kubernetes minor",
             );
         }
@@ -541,16 +749,28 @@ fn supported_minors(fleet: &Fleet, today: Date) -> Vec<String> {
     catalog
         .kubernetes_minors()
         .into_iter()
-        .filter(|(m, _)| matches!(catalog.kubernetes_support(m, today), Support::Supported { .. }))
+        .filter(|(m, _)| {
+            matches!(
+                catalog.kubernetes_support(m, today),
+                Support::Supported { .. }
+            )
+        })
         .map(|(m, _)| m.to_string())
         .collect()
 }
 
 fn pool_path(host_path: &str) -> String {
-    host_path.split(".hosts[").next().unwrap_or(host_path).to_string()
+    host_path
+        .split(".hosts[")
+        .next()
+        .unwrap_or(host_path)
+        .to_string()
 }
 
-fn count_per_zone<'a>(c: &'a ClusterSpec, zones: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
+fn count_per_zone<'a>(
+    c: &'a ClusterSpec,
+    zones: impl Iterator<Item = &'a str>,
+) -> BTreeMap<&'a str, usize> {
     let mut m: BTreeMap<&str, usize> = c.zones.iter().map(|z| (z.as_str(), 0)).collect();
     for z in zones {
         if let Some(n) = m.get_mut(z) {
@@ -564,7 +784,8 @@ fn count_per_zone<'a>(c: &'a ClusterSpec, zones: impl Iterator<Item = &'a str>) 
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -582,14 +803,20 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "443"));
     if port.parse::<u16>().is_err() {
-        return Err(format!("the API endpoint `{endpoint}` has an invalid port `{port}`"));
+        return Err(format!(
+            "the API endpoint `{endpoint}` has an invalid port `{port}`"
+        ));
     }
     let is_ip = host.parse::<Ipv4Addr>().is_ok();
-    let looks_numeric = host.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let looks_numeric = host
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if is_ip || (!looks_numeric && is_dns_name(host)) {
         Ok(())
     } else {
-        Err(format!("the API endpoint host `{host}` is neither an IPv4 address nor a DNS name"))
+        Err(format!(
+            "the API endpoint host `{host}` is neither an IPv4 address nor a DNS name"
+        ))
     }
 }
 
@@ -602,7 +829,11 @@ pub struct Cidr {
 
 impl Cidr {
     fn mask(&self) -> u32 {
-        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) }
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
@@ -620,7 +851,10 @@ pub fn parse_cidr(s: &str) -> Option<Cidr> {
     let (ip, prefix) = s.split_once('/')?;
     let ip: Ipv4Addr = ip.parse().ok()?;
     let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
-    Some(Cidr { network: u32::from(ip), prefix })
+    Some(Cidr {
+        network: u32::from(ip),
+        prefix,
+    })
 }
 
 #[cfg(test)]

@@ -15,13 +15,20 @@ use crate::tree::RenderedTree;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot write `{}`", path.display())]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What writing a cluster did.
@@ -59,11 +66,17 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| Error::Io {
             path: dir.to_path_buf(),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk failed")),
         })?;
         if entry.file_type().is_file() {
             let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.insert(rel, fs_err::read(entry.path()).map_err(io(entry.path()))?);
         }
     }
@@ -94,7 +107,12 @@ pub fn compare(dir: &Path, tree: &RenderedTree) -> Result<Vec<Difference>> {
 }
 
 fn same_lock(a: &[u8], b: &[u8]) -> bool {
-    let parse = |x: &[u8]| std::str::from_utf8(x).ok().and_then(|t| Lock::parse(t).ok()).map(|l| l.without_revision());
+    let parse = |x: &[u8]| {
+        std::str::from_utf8(x)
+            .ok()
+            .and_then(|t| Lock::parse(t).ok())
+            .map(|l| l.without_revision())
+    };
     matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
 
@@ -106,7 +124,10 @@ pub fn write_cluster(out: &Path, name: &str, tree: &RenderedTree) -> Result<Outc
         return Ok(Outcome::Unchanged);
     }
     fs_err::create_dir_all(out).map_err(io(out))?;
-    let staging = tempfile::Builder::new().prefix(&format!(".{name}.")).tempdir_in(out).map_err(io(out))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempdir_in(out)
+        .map_err(io(out))?;
     for (path, bytes) in &tree.files {
         let file = staging.path().join(path);
         if let Some(parent) = file.parent() {
@@ -161,8 +182,13 @@ fn swap(a: &Path, b: &Path) -> Result<()> {
 /// in the fleet; returns their names.
 pub fn remove_stale(out: &Path, keep: &[String]) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    let Ok(entries) = fs_err::read_dir(out) else { return Ok(removed) };
-    let mut names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(entries) = fs_err::read_dir(out) else {
+        return Ok(removed);
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     for name in names {
         let dir = out.join(&name);

@@ -49,7 +49,13 @@ impl Spans {
             }
             match parent_path(p) {
                 Some(parent) => p = parent,
-                None => return self.0.get("").copied().unwrap_or(Location { line: 1, column: 1 }),
+                None => {
+                    return self
+                        .0
+                        .get("")
+                        .copied()
+                        .unwrap_or(Location { line: 1, column: 1 });
+                }
             }
         }
     }
@@ -71,7 +77,11 @@ pub fn parent_path(path: &str) -> Option<&str> {
 
 /// Joins a path and a mapping key the way [`Spans`] keys them.
 pub fn child_path(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// One parsed YAML document with the location of each of its values.
@@ -85,9 +95,18 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("{file}:{location}: invalid YAML: {message}")]
-    Syntax { file: String, location: Location, message: String },
+    Syntax {
+        file: String,
+        location: Location,
+        message: String,
+    },
     #[error("{file}:{location}: {message}")]
-    Shape { file: String, location: Location, message: String, hint: Option<String> },
+    Shape {
+        file: String,
+        location: Location,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -106,7 +125,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn parse(file: &str, text: &str) -> Result<Document> {
     let mut docs = parse_all(file, text)?;
     match docs.len() {
-        0 => Ok(Document { value: Value::Null, spans: Spans::default() }),
+        0 => Ok(Document {
+            value: Value::Null,
+            spans: Spans::default(),
+        }),
         1 => Ok(docs.remove(0)),
         _ => Err(Error::Shape {
             file: file.to_string(),
@@ -119,16 +141,30 @@ pub fn parse(file: &str, text: &str) -> Result<Document> {
 
 /// Parses a multi-document YAML text (`---` separated). Empty documents are dropped.
 pub fn parse_all(file: &str, text: &str) -> Result<Vec<Document>> {
-    let mut builder = Builder { file, docs: Vec::new(), stack: Vec::new(), anchors: BTreeMap::new(), error: None };
+    let mut builder = Builder {
+        file,
+        docs: Vec::new(),
+        stack: Vec::new(),
+        anchors: BTreeMap::new(),
+        error: None,
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
-        return Err(Error::Syntax { file: file.to_string(), location: loc(m), message: e.info().to_string() });
+        return Err(Error::Syntax {
+            file: file.to_string(),
+            location: loc(m),
+            message: e.info().to_string(),
+        });
     }
     if let Some(e) = builder.error {
         return Err(e);
     }
-    Ok(builder.docs.into_iter().filter(|d| !d.value.is_null()).collect())
+    Ok(builder
+        .docs
+        .into_iter()
+        .filter(|d| !d.value.is_null())
+        .collect())
 }
 
 /// Reads a typed value from a parsed document; errors point at the offending key.
@@ -138,16 +174,40 @@ pub fn from_document<T: DeserializeOwned>(file: &str, doc: &Document) -> Result<
         let message = err.inner().to_string();
         let (location, hint) = match unknown_field(&message) {
             Some((field, expected)) => {
-                let key_path = child_path(&path, &field);
+                // serde_path_to_error's path already ends with the unknown key.
+                let key_path = if path.ends_with(field.as_str()) {
+                    path.clone()
+                } else {
+                    child_path(&path, &field)
+                };
                 let hint = did_you_mean(&field, &expected)
                     .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| Some(format!("the fields allowed here are: {}", expected.join(", "))));
-                (doc.spans.get(&key_path).unwrap_or_else(|| doc.spans.locate(&path)), hint)
+                    .or_else(|| {
+                        Some(format!(
+                            "the fields allowed here are: {}",
+                            expected.join(", ")
+                        ))
+                    });
+                (
+                    doc.spans
+                        .get(&key_path)
+                        .unwrap_or_else(|| doc.spans.locate(&path)),
+                    hint,
+                )
             }
             None => (doc.spans.locate(&path), None),
         };
-        let at = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
-        Error::Shape { file: file.to_string(), location, message: format!("{message}{at}"), hint }
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        Error::Shape {
+            file: file.to_string(),
+            location,
+            message: format!("{message}{at}"),
+            hint,
+        }
     })
 }
 
@@ -214,12 +274,24 @@ fn span_path(path: &serde_path_to_error::Path) -> String {
 }
 
 fn loc(m: &Marker) -> Location {
-    Location { line: m.line() as u32, column: m.col() as u32 + 1 }
+    Location {
+        line: m.line() as u32,
+        column: m.col() as u32 + 1,
+    }
 }
 
 enum Frame {
-    Seq { path: String, items: Vec<Value>, anchor: usize },
-    Map { path: String, map: Mapping, pending_key: Option<(String, Location)>, anchor: usize },
+    Seq {
+        path: String,
+        items: Vec<Value>,
+        anchor: usize,
+    },
+    Map {
+        path: String,
+        map: Mapping,
+        pending_key: Option<(String, Location)>,
+        anchor: usize,
+    },
 }
 
 struct Builder<'a> {
@@ -244,7 +316,11 @@ impl Builder<'_> {
                 spans.insert(p.clone(), at);
                 Some(p)
             }
-            Some(Frame::Map { path, pending_key: Some((key, key_at)), .. }) => {
+            Some(Frame::Map {
+                path,
+                pending_key: Some((key, key_at)),
+                ..
+            }) => {
                 let p = child_path(path, key);
                 spans.insert(p.clone(), *key_at);
                 Some(p)
@@ -255,7 +331,12 @@ impl Builder<'_> {
 
     fn fail(&mut self, at: Location, message: String, hint: &str) {
         if self.error.is_none() {
-            self.error = Some(Error::Shape { file: self.file.to_string(), location: at, message, hint: Some(hint.into()) });
+            self.error = Some(Error::Shape {
+                file: self.file.to_string(),
+                location: at,
+                message,
+                hint: Some(hint.into()),
+            });
         }
     }
 
@@ -267,7 +348,9 @@ impl Builder<'_> {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map {
+                map, pending_key, ..
+            }) => match pending_key.take() {
                 Some((key, _)) => {
                     map.insert(key, value);
                 }
@@ -278,12 +361,20 @@ impl Builder<'_> {
                         Value::Bool(b) => b.to_string(),
                         Value::Number(n) => n.to_string(),
                         _ => {
-                            self.fail(at, "a mapping key must be a plain value".into(), "use a string key");
+                            self.fail(
+                                at,
+                                "a mapping key must be a plain value".into(),
+                                "use a string key",
+                            );
                             return;
                         }
                     };
                     if map.contains_key(&key) {
-                        self.fail(at, format!("duplicate key `{key}`"), "remove one of the two entries");
+                        self.fail(
+                            at,
+                            format!("duplicate key `{key}`"),
+                            "remove one of the two entries",
+                        );
                         return;
                     }
                     *pending_key = Some((key, at));
@@ -301,7 +392,10 @@ impl MarkedEventReceiver for Builder<'_> {
         let at = loc(&mark);
         match ev {
             Event::DocumentStart => {
-                self.docs.push(Document { value: Value::Null, spans: Spans::default() });
+                self.docs.push(Document {
+                    value: Value::Null,
+                    spans: Spans::default(),
+                });
                 self.anchors.clear();
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -320,17 +414,32 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::SequenceStart(anchor, _) => {
                 let path = self.next_path(at);
                 match path {
-                    Some(path) => self.stack.push(Frame::Seq { path, items: Vec::new(), anchor }),
-                    None => self.fail(at, "a mapping key must be a plain value".into(), "use a string key"),
+                    Some(path) => self.stack.push(Frame::Seq {
+                        path,
+                        items: Vec::new(),
+                        anchor,
+                    }),
+                    None => self.fail(
+                        at,
+                        "a mapping key must be a plain value".into(),
+                        "use a string key",
+                    ),
                 }
             }
             Event::MappingStart(anchor, _) => {
                 let path = self.next_path(at);
                 match path {
-                    Some(path) => {
-                        self.stack.push(Frame::Map { path, map: Mapping::new(), pending_key: None, anchor })
-                    }
-                    None => self.fail(at, "a mapping key must be a plain value".into(), "use a string key"),
+                    Some(path) => self.stack.push(Frame::Map {
+                        path,
+                        map: Mapping::new(),
+                        pending_key: None,
+                        anchor,
+                    }),
+                    None => self.fail(
+                        at,
+                        "a mapping key must be a plain value".into(),
+                        "use a string key",
+                    ),
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -338,7 +447,11 @@ impl MarkedEventReceiver for Builder<'_> {
                     Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
                     Some(Frame::Map { map, anchor, .. }) => {
                         if map.contains_key("<<") {
-                            self.fail(at, "YAML merge keys (`<<`) are not supported".into(), "write the keys out");
+                            self.fail(
+                                at,
+                                "YAML merge keys (`<<`) are not supported".into(),
+                                "write the keys out",
+                            );
                         }
                         (Value::Object(map), anchor)
                     }
@@ -411,7 +524,11 @@ mod tests {
 
     #[test]
     fn resolves_core_schema_scalars() {
-        let doc = parse("f", "a: 1\nb: '1'\nc: 1.5\nd: true\ne: ~\nf: 1.20\ng: v1.2\nh: 0o17\n").unwrap();
+        let doc = parse(
+            "f",
+            "a: 1\nb: '1'\nc: 1.5\nd: true\ne: ~\nf: 1.20\ng: v1.2\nh: 0o17\n",
+        )
+        .unwrap();
         let v = &doc.value;
         assert_eq!(v["a"], serde_json::json!(1));
         assert_eq!(v["b"], serde_json::json!("1"));
@@ -452,7 +569,10 @@ mod tests {
     fn unknown_fields_point_at_the_key_and_suggest() {
         let doc = parse("c.yaml", "nodes:\n  workrCount: 3\n").unwrap();
         let err = from_document::<Outer>("c.yaml", &doc).unwrap_err();
-        assert_eq!(err.to_string(), "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes`");
+        assert_eq!(
+            err.to_string(),
+            "c.yaml:2:3: unknown field `workrCount`, expected `workerCount` at `nodes.workrCount`"
+        );
         assert_eq!(err.hint(), Some("did you mean `workerCount`?"));
     }
 
@@ -460,7 +580,10 @@ mod tests {
     fn type_errors_point_at_the_value() {
         let doc = parse("c.yaml", "nodes:\n  workerCount: many\n").unwrap();
         let err = from_document::<Outer>("c.yaml", &doc).unwrap_err();
-        assert!(err.to_string().starts_with("c.yaml:2:3: invalid type"), "{err}");
+        assert!(
+            err.to_string().starts_with("c.yaml:2:3: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

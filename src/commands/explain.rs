@@ -14,15 +14,32 @@ pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
         (&plan.settings, rest.trim_start_matches('.'))
     } else if let Some(rest) = args.path.strip_prefix("values.") {
         let (component, rest) = rest.split_once('.').unwrap_or((rest, ""));
-        match plan.components.iter().find(|c| c.component.name == component) {
+        match plan
+            .components
+            .iter()
+            .find(|c| c.component.name == component)
+        {
             Some(pc) => (&pc.values, rest),
             None => {
                 let off = plan.disabled.iter().find(|(n, _)| n == component);
                 let hint = match off {
-                    Some((_, why)) => format!("`{component}` is disabled for this cluster at {}", why.location),
-                    None => format!("the components are: {}", plan.components.iter().map(|c| c.component.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    Some((_, why)) => format!(
+                        "`{component}` is disabled for this cluster at {}",
+                        why.location
+                    ),
+                    None => format!(
+                        "the components are: {}",
+                        plan.components
+                            .iter()
+                            .map(|c| c.component.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 };
-                return Err(CommandError::bad_input(anyhow::anyhow!("no component `{component}` in cluster `{}`", args.cluster), Some(hint)));
+                return Err(CommandError::bad_input(
+                    anyhow::anyhow!("no component `{component}` in cluster `{}`", args.cluster),
+                    Some(hint),
+                ));
             }
         }
     } else {
@@ -34,7 +51,10 @@ pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
     let Some((value, origin)) = merged.lookup(rest) else {
         return Err(CommandError::bad_input(
             anyhow::anyhow!("`{}` is not set for cluster `{}`", args.path, args.cluster),
-            Some("a chart default applies where no layer sets a value; see the chart's values.yaml".into()),
+            Some(
+                "a chart default applies where no layer sets a value; see the chart's values.yaml"
+                    .into(),
+            ),
         ));
     };
     match args.output {
@@ -48,7 +68,10 @@ pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
             let shown = kubeprint::yaml::to_string(value);
             printer.out(&format!("{}: {}", args.path, shown.trim_end()));
             if let Some(o) = origin {
-                let layer = serde_json::to_value(o.layer).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let layer = serde_json::to_value(o.layer)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 printer.out(&format!("  from {layer} at {}", o.location));
             }
         }

@@ -1,5 +1,6 @@
 //! One file per command; shared reporting: the printer, exit statuses, error classes.
 
+mod check;
 mod explain;
 mod render;
 mod schema;
@@ -39,7 +40,12 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn bad_input(error: impl Into<anyhow::Error>, hint: Option<String>) -> Self {
-        CommandError { status: ExitStatus::BadInput, error: error.into(), hint, diagnostics: None }
+        CommandError {
+            status: ExitStatus::BadInput,
+            error: error.into(),
+            hint,
+            diagnostics: None,
+        }
     }
 
     pub fn environment(error: impl Into<anyhow::Error>) -> Self {
@@ -61,14 +67,21 @@ impl From<fleet::Error> for CommandError {
         match err {
             fleet::Error::Invalid(diags) => CommandError {
                 status: ExitStatus::BadInput,
-                error: anyhow::anyhow!("the fleet has {} error(s); nothing was written", diags.errors().count()),
+                error: anyhow::anyhow!(
+                    "the fleet has {} error(s); nothing was written",
+                    diags.errors().count()
+                ),
                 hint: Some("fix the errors above, then run `kubeprint validate`".into()),
                 diagnostics: Some(diags),
             },
-            fleet::Error::UnknownCluster(name, hint) => {
-                CommandError::bad_input(anyhow::anyhow!("cluster `{name}` is not in the fleet"), hint)
-            }
-            other => CommandError::bad_input(other, Some("fix the blueprint or template named above".into())),
+            fleet::Error::UnknownCluster(name, hint) => CommandError::bad_input(
+                anyhow::anyhow!("cluster `{name}` is not in the fleet"),
+                hint,
+            ),
+            other => CommandError::bad_input(
+                other,
+                Some("fix the blueprint or template named above".into()),
+            ),
         }
     }
 }
@@ -76,7 +89,10 @@ impl From<fleet::Error> for CommandError {
 impl From<kubeprint::load::Error> for CommandError {
     fn from(err: kubeprint::load::Error) -> Self {
         if err.is_user_error() {
-            CommandError::bad_input(err, Some("pass `--fleet DIR` with the blueprint repository".into()))
+            CommandError::bad_input(
+                err,
+                Some("pass `--fleet DIR` with the blueprint repository".into()),
+            )
         } else {
             CommandError::environment(err)
         }
@@ -105,7 +121,10 @@ impl Printer {
             ColorChoice::Never => false,
             ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
         };
-        Printer { color, quiet: global.quiet }
+        Printer {
+            color,
+            quiet: global.quiet,
+        }
     }
 
     /// A line of data on stdout.
@@ -139,7 +158,12 @@ impl Printer {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            eprintln!("{}: {}: {}", self.paint(word, d.severity), d.location, d.message);
+            eprintln!(
+                "{}: {}: {}",
+                self.paint(word, d.severity),
+                d.location,
+                d.message
+            );
             if let Some(hint) = &d.hint {
                 eprintln!("  hint: {hint}");
             }
@@ -169,12 +193,14 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
         Command::Talos(args) => talos::run(args, printer),
+        Command::Check(args) => check::run(args, printer),
     }
 }
 
 /// The date the support window is computed at: `--today`, or the system's date.
 pub fn today(args: &FleetArgs) -> jiff::civil::Date {
-    args.today.unwrap_or_else(|| jiff::ZonedDateTime::now().date())
+    args.today
+        .unwrap_or_else(|| jiff::ZonedDateTime::now().date())
 }
 
 /// Loads, validates and compiles the fleet of `args`, printing warnings.

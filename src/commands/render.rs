@@ -28,8 +28,10 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
     let everything = args.clusters.is_empty();
 
     if args.check {
-        let results: Vec<(String, write::Result<Vec<Difference>>)> =
-            trees.par_iter().map(|(n, t)| (n.clone(), write::compare(&args.out.join(n), t))).collect();
+        let results: Vec<(String, write::Result<Vec<Difference>>)> = trees
+            .par_iter()
+            .map(|(n, t)| (n.clone(), write::compare(&args.out.join(n), t)))
+            .collect();
         let mut report = Vec::new();
         for (name, diffs) in results {
             for d in diffs? {
@@ -42,26 +44,44 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
             }
         }
         print_check(args, printer, &report);
-        return Ok(if report.is_empty() { ExitStatus::Success } else { ExitStatus::Differences });
+        return Ok(if report.is_empty() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Differences
+        });
     }
 
-    let results: Vec<(String, write::Result<Outcome>)> =
-        trees.par_iter().map(|(n, t)| (n.clone(), write::write_cluster(&args.out, n, t))).collect();
+    let results: Vec<(String, write::Result<Outcome>)> = trees
+        .par_iter()
+        .map(|(n, t)| (n.clone(), write::write_cluster(&args.out, n, t)))
+        .collect();
     let mut outcomes = Vec::new();
     for (name, outcome) in results {
         outcomes.push((name, outcome?));
     }
-    let removed = if everything { write::remove_stale(&args.out, &names)? } else { Vec::new() };
+    let removed = if everything {
+        write::remove_stale(&args.out, &names)?
+    } else {
+        Vec::new()
+    };
     let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
     match args.output {
         OutputFormat::Json => {
             let clusters: serde_json::Map<String, serde_json::Value> = outcomes
                 .iter()
-                .map(|(n, o)| (n.clone(), serde_json::json!(format!("{o:?}").to_lowercase())))
+                .map(|(n, o)| {
+                    (
+                        n.clone(),
+                        serde_json::json!(format!("{o:?}").to_lowercase()),
+                    )
+                })
                 .collect();
-            printer.out(&serde_json::to_string_pretty(&serde_json::json!({
-                "out": args.out, "clusters": clusters, "removed": removed,
-            })).expect("serialisable"));
+            printer.out(
+                &serde_json::to_string_pretty(&serde_json::json!({
+                    "out": args.out, "clusters": clusters, "removed": removed,
+                }))
+                .expect("serialisable"),
+            );
         }
         OutputFormat::Text => printer.status(&format!(
             "rendered {} cluster(s) into {}: {} created, {} updated, {} unchanged{}",
@@ -70,18 +90,28 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
             count(Outcome::Created),
             count(Outcome::Updated),
             count(Outcome::Unchanged),
-            if removed.is_empty() { String::new() } else { format!(", removed {}", removed.join(", ")) },
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(", removed {}", removed.join(", "))
+            },
         )),
     }
     Ok(ExitStatus::Success)
 }
 
 fn stale_trees(out: &std::path::Path, keep: &[String]) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(out) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
     let mut stale: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && !keep.contains(n) && out.join(n).join(kubeprint::render::LOCK_FILE).is_file())
+        .filter(|n| {
+            !n.starts_with('.')
+                && !keep.contains(n)
+                && out.join(n).join(kubeprint::render::LOCK_FILE).is_file()
+        })
         .collect();
     stale.sort();
     stale
@@ -101,12 +131,19 @@ fn print_check(args: &RenderArgs, printer: &Printer, report: &[(String, Differen
                     serde_json::json!({"cluster": c, "kind": kind, "path": path})
                 })
                 .collect();
-            printer.out(&serde_json::to_string_pretty(&serde_json::json!({"upToDate": report.is_empty(), "differences": items})).expect("serialisable"));
+            printer.out(
+                &serde_json::to_string_pretty(
+                    &serde_json::json!({"upToDate": report.is_empty(), "differences": items}),
+                )
+                .expect("serialisable"),
+            );
         }
         OutputFormat::Text => {
             for (cluster, d) in report {
                 match d {
-                    Difference::Extra(p) if p.is_empty() => printer.out(&format!("stale: {cluster}/ (no longer in the fleet)")),
+                    Difference::Extra(p) if p.is_empty() => {
+                        printer.out(&format!("stale: {cluster}/ (no longer in the fleet)"))
+                    }
                     d => printer.out(&format!("{cluster}: {d}")),
                 }
             }

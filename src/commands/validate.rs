@@ -15,7 +15,11 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> Result {
             if !diags.has_errors()
                 && let Err(e) = kubeprint::render::templates::Templates::new(&fleet)
             {
-                diags.push(kubeprint::diagnostics::Diagnostic::error(String::new(), e.to_string(), None));
+                diags.push(kubeprint::diagnostics::Diagnostic::error(
+                    String::new(),
+                    e.to_string(),
+                    None,
+                ));
             }
             diags
         }
@@ -37,8 +41,12 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> Result {
         OutputFormat::Text => {
             printer.diagnostics(&diags);
             if errors == 0 {
-                let clusters = Fleet::from_sources(&sources).map(|f| f.clusters.len()).unwrap_or(0);
-                printer.status(&format!("{clusters} cluster(s) valid as of {date}, {warnings} warning(s)"));
+                let clusters = Fleet::from_sources(&sources)
+                    .map(|f| f.clusters.len())
+                    .unwrap_or(0);
+                printer.status(&format!(
+                    "{clusters} cluster(s) valid as of {date}, {warnings} warning(s)"
+                ));
             }
         }
     }

@@ -95,7 +95,11 @@ pub enum Support {
 impl Catalog {
     /// Minors sorted oldest first (`1.9` before `1.10`).
     pub fn kubernetes_minors(&self) -> Vec<(&str, Date)> {
-        let mut v: Vec<(&str, Date)> = self.kubernetes.iter().map(|(k, r)| (k.as_str(), r.released)).collect();
+        let mut v: Vec<(&str, Date)> = self
+            .kubernetes
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.released))
+            .collect();
         v.sort_by_key(|(k, _)| minor_key(k));
         v
     }
@@ -105,20 +109,30 @@ impl Catalog {
     /// `grace_days` after the newest was released.
     pub fn kubernetes_support(&self, minor: &str, today: Date) -> Support {
         let minors = self.kubernetes_minors();
-        let Some(pos) = minors.iter().position(|(m, _)| *m == minor) else { return Support::Unknown };
+        let Some(pos) = minors.iter().position(|(m, _)| *m == minor) else {
+            return Support::Unknown;
+        };
         if minors[pos].1 > today {
             return Support::Unreleased;
         }
         let released: Vec<_> = minors.iter().filter(|(_, d)| *d <= today).collect();
-        let idx = released.iter().position(|(m, _)| *m == minor).expect("released");
+        let idx = released
+            .iter()
+            .position(|(m, _)| *m == minor)
+            .expect("released");
         let newest = released.len() - 1;
         let n = self.policy.supported_minors as usize;
         // Once minor + n is out, this minor is N-n: it ends grace days after that release.
         let end_after = |k: usize| {
-            minors.get(pos + k).map(|(_, d)| d.checked_add(jiff::Span::new().days(self.policy.grace_days as i64)).ok()).flatten()
+            minors.get(pos + k).and_then(|(_, d)| {
+                d.checked_add(jiff::Span::new().days(self.policy.grace_days as i64))
+                    .ok()
+            })
         };
         if newest - idx < n {
-            return Support::Supported { until: end_after(n) };
+            return Support::Supported {
+                until: end_after(n),
+            };
         }
         match end_after(n) {
             Some(end) if end > today => Support::Supported { until: Some(end) },
@@ -139,9 +153,15 @@ mod tests {
     use super::*;
 
     fn catalog() -> Catalog {
-        let k = |d: &str| KubernetesRelease { released: d.parse().unwrap() };
+        let k = |d: &str| KubernetesRelease {
+            released: d.parse().unwrap(),
+        };
         Catalog {
-            policy: SupportPolicy { supported_minors: 3, grace_days: 90, warn_days: 90 },
+            policy: SupportPolicy {
+                supported_minors: 3,
+                grace_days: 90,
+                warn_days: 90,
+            },
             kubernetes: [
                 ("1.34", k("2025-08-27")),
                 ("1.35", k("2025-12-17")),
@@ -160,16 +180,32 @@ mod tests {
     fn n_minus_two_is_supported_until_grace_after_n_plus_one() {
         let c = catalog();
         let today = "2026-11-25".parse().unwrap();
-        assert_eq!(c.kubernetes_support("1.37", today), Support::Supported { until: None });
-        assert_eq!(c.kubernetes_support("1.35", today), Support::Supported { until: None });
+        assert_eq!(
+            c.kubernetes_support("1.37", today),
+            Support::Supported { until: None }
+        );
+        assert_eq!(
+            c.kubernetes_support("1.35", today),
+            Support::Supported { until: None }
+        );
         // 1.34 is N-3 since 1.37 (2026-08-26): grace ends 90 days later, 2026-11-24.
-        assert_eq!(c.kubernetes_support("1.34", today), Support::Ended { since: "2026-11-24".parse().unwrap() });
+        assert_eq!(
+            c.kubernetes_support("1.34", today),
+            Support::Ended {
+                since: "2026-11-24".parse().unwrap()
+            }
+        );
         let before = "2026-10-01".parse().unwrap();
         assert_eq!(
             c.kubernetes_support("1.34", before),
-            Support::Supported { until: Some("2026-11-24".parse().unwrap()) }
+            Support::Supported {
+                until: Some("2026-11-24".parse().unwrap())
+            }
         );
-        assert_eq!(c.kubernetes_support("1.37", "2026-08-01".parse().unwrap()), Support::Unreleased);
+        assert_eq!(
+            c.kubernetes_support("1.37", "2026-08-01".parse().unwrap()),
+            Support::Unreleased
+        );
         assert_eq!(c.kubernetes_support("1.20", today), Support::Unknown);
     }
 

@@ -138,7 +138,11 @@ pub struct Size {
     #[serde(rename = "osDiskGiB")]
     pub os_disk_gib: u32,
     /// The Ceph data disk: storage nodes in production, workers in devtest.
-    #[serde(rename = "cephDiskGiB", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "cephDiskGiB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ceph_disk_gib: Option<u32>,
 }
 
@@ -334,7 +338,11 @@ impl ClusterSpec {
     pub fn node_views(&self) -> Vec<NodeView<'_>> {
         let mut out = Vec::new();
         let pools = [
-            (Role::ControlPlane, Some(&self.nodes.control_plane), "nodes.controlPlane"),
+            (
+                Role::ControlPlane,
+                Some(&self.nodes.control_plane),
+                "nodes.controlPlane",
+            ),
             (Role::Storage, self.nodes.storage.as_ref(), "nodes.storage"),
             (Role::Worker, Some(&self.nodes.workers), "nodes.workers"),
         ];
@@ -361,7 +369,12 @@ impl ClusterSpec {
 
     /// The Talos minor, `1.13` of `v1.13.9`.
     pub fn talos_minor(&self) -> Option<String> {
-        minor_of(self.versions.talos.strip_prefix('v').unwrap_or(&self.versions.talos))
+        minor_of(
+            self.versions
+                .talos
+                .strip_prefix('v')
+                .unwrap_or(&self.versions.talos),
+        )
     }
 }
 

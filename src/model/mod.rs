@@ -222,14 +222,23 @@ impl Fleet {
                         if spec.value.name != name {
                             diags.push(Diagnostic::error(
                                 spec.at("name"),
-                                format!("the cluster is named `{}` but its file is `{name}.yaml`", spec.value.name),
-                                Some(format!("rename the file to `{}.yaml` or the cluster to `{name}`", spec.value.name)),
+                                format!(
+                                    "the cluster is named `{}` but its file is `{name}.yaml`",
+                                    spec.value.name
+                                ),
+                                Some(format!(
+                                    "rename the file to `{}.yaml` or the cluster to `{name}`",
+                                    spec.value.name
+                                )),
                             ));
                         }
                         clusters.insert(name.to_string(), spec);
                     }
                 } else if let Some((cluster, file)) = rest.split_once('/') {
-                    cluster_files.entry(cluster.to_string()).or_default().insert(file.to_string(), text.clone());
+                    cluster_files
+                        .entry(cluster.to_string())
+                        .or_default()
+                        .insert(file.to_string(), text.clone());
                 }
             }
         }
@@ -243,7 +252,11 @@ impl Fleet {
         if diags.has_errors() {
             return Err(diags);
         }
-        let input_digests = sources.files.iter().map(|(p, t)| (p.clone(), crate::digest::sha256_hex(t.as_bytes()))).collect();
+        let input_digests = sources
+            .files
+            .iter()
+            .map(|(p, t)| (p.clone(), crate::digest::sha256_hex(t.as_bytes())))
+            .collect();
         Ok(Fleet {
             settings: settings.expect("no errors, so present"),
             catalog: catalog.expect("no errors, so present"),
@@ -260,7 +273,10 @@ impl Fleet {
 fn component(name: &str, spec: Sourced<ComponentSpec>, sources: &Sources) -> Component {
     let dir = format!("{}{name}/", paths::BLUEPRINTS);
     let values_path = format!("{dir}values.yaml.j2");
-    let values_template = sources.files.get(&values_path).map(|t| (values_path.clone(), t.clone()));
+    let values_template = sources
+        .files
+        .get(&values_path)
+        .map(|t| (values_path.clone(), t.clone()));
     let manifests_dir = format!("{dir}manifests/");
     let manifest_templates = sources
         .files
@@ -269,7 +285,12 @@ fn component(name: &str, spec: Sourced<ComponentSpec>, sources: &Sources) -> Com
         .filter(|(p, _)| p.ends_with(".yaml.j2") || p.ends_with(".yaml"))
         .map(|(p, t)| (p.clone(), t.clone()))
         .collect();
-    Component { name: name.to_string(), spec, values_template, manifest_templates }
+    Component {
+        name: name.to_string(),
+        spec,
+        values_template,
+        manifest_templates,
+    }
 }
 
 fn read_required<T: serde::de::DeserializeOwned>(
@@ -283,16 +304,27 @@ fn read_required<T: serde::de::DeserializeOwned>(
             diags.push(Diagnostic::error(
                 path.to_string(),
                 format!("`{path}` is missing"),
-                Some("every blueprint repository has `fleet.yaml` and `versions.yaml` at its root".into()),
+                Some(
+                    "every blueprint repository has `fleet.yaml` and `versions.yaml` at its root"
+                        .into(),
+                ),
             ));
             None
         }
     }
 }
 
-fn read<T: serde::de::DeserializeOwned>(path: &str, text: &str, diags: &mut Diagnostics) -> Option<Sourced<T>> {
+fn read<T: serde::de::DeserializeOwned>(
+    path: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<Sourced<T>> {
     match yaml::from_str::<T>(path, text) {
-        Ok((value, spans)) => Some(Sourced { value, file: path.to_string(), spans }),
+        Ok((value, spans)) => Some(Sourced {
+            value,
+            file: path.to_string(),
+            spans,
+        }),
         Err(err) => {
             diags.push(Diagnostic::from_yaml(&err));
             None

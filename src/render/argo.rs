@@ -30,7 +30,12 @@ fn metadata(plan: &ClusterPlan, name: &str, wave: Option<i32>, component: Option
 
 fn sync_policy(options: &[String]) -> Value {
     let mut opts = vec!["CreateNamespace=true".to_string()];
-    opts.extend(options.iter().filter(|o| !o.starts_with("CreateNamespace=")).cloned());
+    opts.extend(
+        options
+            .iter()
+            .filter(|o| !o.starts_with("CreateNamespace="))
+            .cloned(),
+    );
     json!({
         "automated": { "prune": true, "selfHeal": true },
         "syncOptions": opts,
@@ -43,7 +48,12 @@ fn destination(namespace: &str) -> Value {
 }
 
 /// The Application of a chart component: the chart, with its values file from the cluster repo.
-pub fn chart_application(plan: &ClusterPlan, component: &Component, chart: &Chart, values_path: &str) -> Value {
+pub fn chart_application(
+    plan: &ClusterPlan,
+    component: &Component,
+    chart: &Chart,
+    values_path: &str,
+) -> Value {
     let spec = &component.spec.value;
     let repo = &plan.spec.value.repo;
     json!({

@@ -40,17 +40,23 @@ impl Lock {
         let inputs = plan.fleet.input_digests.iter().filter(|(p, _)| {
             let cluster_file = p.starts_with(crate::model::paths::CLUSTERS);
             let tier_file = p.starts_with(crate::model::paths::TIERS);
-            (!cluster_file || **p == own_spec || p.starts_with(&own_dir)) && (!tier_file || **p == own_tier)
+            (!cluster_file || **p == own_spec || p.starts_with(&own_dir))
+                && (!tier_file || **p == own_tier)
         });
         let inputs_hash = digest::sha256_of_parts(
-            std::iter::once(("kubeprint", version.as_bytes())).chain(inputs.map(|(p, d)| (p.as_str(), d.as_bytes()))),
+            std::iter::once(("kubeprint", version.as_bytes()))
+                .chain(inputs.map(|(p, d)| (p.as_str(), d.as_bytes()))),
         );
         Lock {
             kubeprint: version.to_string(),
             cluster: name.to_string(),
             blueprint: plan.fleet.revision.clone(),
             inputs_hash,
-            files: tree.files.iter().map(|(p, b)| (p.clone(), digest::sha256_hex(b))).collect(),
+            files: tree
+                .files
+                .iter()
+                .map(|(p, b)| (p.clone(), digest::sha256_hex(b)))
+                .collect(),
         }
     }
 
@@ -69,6 +75,9 @@ impl Lock {
     /// The same lock without the blueprint revision: what `render --check` compares, since
     /// a tree committed beside its blueprints cannot name the commit that contains it.
     pub fn without_revision(&self) -> Lock {
-        Lock { blueprint: None, ..self.clone() }
+        Lock {
+            blueprint: None,
+            ..self.clone()
+        }
     }
 }

@@ -22,11 +22,23 @@ pub enum Error {
     #[error(transparent)]
     Template(#[from] templates::Error),
     #[error("{template}: output path {message} (cluster `{cluster}`)")]
-    PathEscape { cluster: String, template: String, message: String },
+    PathEscape {
+        cluster: String,
+        template: String,
+        message: String,
+    },
     #[error("{template}: `{path}` is written twice (cluster `{cluster}`)")]
-    DuplicatePath { cluster: String, template: String, path: String },
+    DuplicatePath {
+        cluster: String,
+        template: String,
+        path: String,
+    },
     #[error("blueprint `{component}`: chart `{chart}` is not in the catalog")]
-    UnknownChart { component: String, chart: String, location: String },
+    UnknownChart {
+        component: String,
+        chart: String,
+        location: String,
+    },
     #[error(transparent)]
     Plan(#[from] crate::plan::Error),
     #[error(transparent)]
@@ -47,13 +59,25 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
         let component = pc.component;
         let spec = &component.spec.value;
         if let Some(key) = &spec.chart {
-            let chart = plan.fleet.catalog.value.charts.get(key).ok_or_else(|| Error::UnknownChart {
-                component: component.name.clone(),
-                chart: key.clone(),
-                location: component.spec.at("chart"),
-            })?;
+            let chart =
+                plan.fleet
+                    .catalog
+                    .value
+                    .charts
+                    .get(key)
+                    .ok_or_else(|| Error::UnknownChart {
+                        component: component.name.clone(),
+                        chart: key.clone(),
+                        location: component.spec.at("chart"),
+                    })?;
             let values_path = format!("values/{}.yaml", component.name);
-            put(&mut tree, &cluster, &component.spec.file, values_path.clone(), values_file(pc).into_bytes())?;
+            put(
+                &mut tree,
+                &cluster,
+                &component.spec.file,
+                values_path.clone(),
+                values_file(pc).into_bytes(),
+            )?;
             apps.push((
                 format!("apps/{}.yaml", component.name),
                 argo::chart_application(plan, component, chart, &values_path),
@@ -70,7 +94,13 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
     }
     apps.push(("apps/root.yaml".to_string(), argo::root_application(plan)));
     for (path, app) in apps {
-        put(&mut tree, &cluster, "apps", path, yaml::to_string(&app).into_bytes())?;
+        put(
+            &mut tree,
+            &cluster,
+            "apps",
+            path,
+            yaml::to_string(&app).into_bytes(),
+        )?;
     }
     for (path, bytes) in talos::render(plan)? {
         put(&mut tree, &cluster, "talos", path, bytes)?;
@@ -81,9 +111,19 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
     Ok(tree)
 }
 
-fn put(tree: &mut RenderedTree, cluster: &str, template: &str, path: String, bytes: Vec<u8>) -> Result<()> {
+fn put(
+    tree: &mut RenderedTree,
+    cluster: &str,
+    template: &str,
+    path: String,
+    bytes: Vec<u8>,
+) -> Result<()> {
     if tree.files.contains_key(&path) {
-        return Err(Error::DuplicatePath { cluster: cluster.into(), template: template.into(), path });
+        return Err(Error::DuplicatePath {
+            cluster: cluster.into(),
+            template: template.into(),
+            path,
+        });
     }
     tree.insert(path, bytes);
     Ok(())
@@ -114,11 +154,27 @@ fn render_manifests(
         return Ok(false);
     }
     let cluster = plan.name();
-    let ctx = templates::context(plan.fleet, plan.spec, plan.tier_name, &plan.settings.value, component, Some(&pc.values.value));
+    let ctx = templates::context(
+        plan.fleet,
+        plan.spec,
+        plan.tier_name,
+        &plan.settings.value,
+        component,
+        Some(&pc.values.value),
+    );
     let mut wrote = false;
     for (name, source) in &component.manifest_templates {
-        let text = if name.ends_with(".j2") { templates.render(name, cluster, ctx.clone())? } else { source.clone() };
-        let default_file = name.rsplit('/').next().unwrap_or(name).trim_end_matches(".j2").to_string();
+        let text = if name.ends_with(".j2") {
+            templates.render(name, cluster, ctx.clone())?
+        } else {
+            source.clone()
+        };
+        let default_file = name
+            .rsplit('/')
+            .next()
+            .unwrap_or(name)
+            .trim_end_matches(".j2")
+            .to_string();
         for (file, body) in split_files(&default_file, &text) {
             let path = safe_join(dir, &file).map_err(|message| Error::PathEscape {
                 cluster: cluster.into(),
@@ -133,7 +189,13 @@ fn render_manifests(
                 continue;
             }
             let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
-            put(tree, cluster, name, path, yaml::to_multi_doc(&values).into_bytes())?;
+            put(
+                tree,
+                cluster,
+                name,
+                path,
+                yaml::to_multi_doc(&values).into_bytes(),
+            )?;
             wrote = true;
         }
     }
@@ -174,7 +236,10 @@ fn readme(plan: &ClusterPlan) -> String {
             .and_then(|k| plan.fleet.catalog.value.charts.get(k))
             .map(|ch| format!("{} {}", ch.name, ch.version))
             .unwrap_or_else(|| "manifests".into());
-        out.push_str(&format!("| {} | {} | {} | {} |\n", pc.component.name, c.namespace, chart, c.sync_wave));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            pc.component.name, c.namespace, chart, c.sync_wave
+        ));
     }
     out.push_str(
         "\nLayout: `apps/` Argo CD Applications (`root.yaml` is the app of apps), `values/` Helm values,\n`manifests/<component>/` raw manifests, `kubeprint.lock` provenance and the sha256 of every file.\n",
@@ -197,7 +262,16 @@ mod tests {
 
     #[test]
     fn file_directives_split_the_output() {
-        let parts = split_files("a.yaml", "x: 1\n#! file: b.yaml\ny: 2\n#! file: empty.yaml\n\n");
-        assert_eq!(parts, vec![("a.yaml".into(), "x: 1\n".into()), ("b.yaml".into(), "y: 2\n".into())]);
+        let parts = split_files(
+            "a.yaml",
+            "x: 1\n#! file: b.yaml\ny: 2\n#! file: empty.yaml\n\n",
+        );
+        assert_eq!(
+            parts,
+            vec![
+                ("a.yaml".into(), "x: 1\n".into()),
+                ("b.yaml".into(), "y: 2\n".into())
+            ]
+        );
     }
 }

@@ -17,9 +17,18 @@ use crate::yaml::{self, Value};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{template}:{line}: template syntax error: {message}")]
-    Syntax { template: String, line: usize, message: String },
+    Syntax {
+        template: String,
+        line: usize,
+        message: String,
+    },
     #[error("{template}:{line}: rendering for cluster `{cluster}` failed: {message}")]
-    Render { template: String, line: usize, cluster: String, message: String },
+    Render {
+        template: String,
+        line: usize,
+        cluster: String,
+        message: String,
+    },
     #[error("{template}: the rendered output is not valid YAML: {message}")]
     Output { template: String, message: String },
 }
@@ -59,11 +68,12 @@ impl Templates {
                 if !name.ends_with(".j2") {
                     continue;
                 }
-                env.add_template_owned(name.clone(), source.clone()).map_err(|e| Error::Syntax {
-                    template: name.clone(),
-                    line: e.line().unwrap_or(0),
-                    message: e.detail().unwrap_or("invalid template").to_string(),
-                })?;
+                env.add_template_owned(name.clone(), source.clone())
+                    .map_err(|e| Error::Syntax {
+                        template: name.clone(),
+                        line: e.line().unwrap_or(0),
+                        message: e.detail().unwrap_or("invalid template").to_string(),
+                    })?;
             }
         }
         Ok(Templates { env })
@@ -94,7 +104,10 @@ impl Templates {
             template: name.to_string(),
             line: e.line().unwrap_or(0),
             cluster: cluster.to_string(),
-            message: e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string()),
+            message: e
+                .detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| e.kind().to_string()),
         })
     }
 }
@@ -144,7 +157,10 @@ pub fn context(
         })
         .collect();
     let c = &component.spec.value;
-    let chart = c.chart.as_ref().and_then(|k| fleet.catalog.value.charts.get(k));
+    let chart = c
+        .chart
+        .as_ref()
+        .and_then(|k| fleet.catalog.value.charts.get(k));
     let component_value = serde_json::json!({
         "name": component.name,
         "namespace": c.namespace,
@@ -155,10 +171,16 @@ pub fn context(
     ctx.insert("cluster", minijinja::Value::from(Serde(&spec.value)));
     ctx.insert("nodes", minijinja::Value::from(Serde(&nodes)));
     ctx.insert("settings", minijinja::Value::from(Serde(settings)));
-    ctx.insert("fleet", minijinja::Value::from(Serde(&fleet.settings.value)));
+    ctx.insert(
+        "fleet",
+        minijinja::Value::from(Serde(&fleet.settings.value)),
+    );
     ctx.insert("tier", minijinja::Value::from(tier));
     ctx.insert("component", minijinja::Value::from(Serde(&component_value)));
-    ctx.insert("catalog", minijinja::Value::from(Serde(&fleet.catalog.value)));
+    ctx.insert(
+        "catalog",
+        minijinja::Value::from(Serde(&fleet.catalog.value)),
+    );
     if let Some(values) = values {
         ctx.insert("values", minijinja::Value::from(Serde(values)));
     }
@@ -167,13 +189,18 @@ pub fn context(
 
 /// `{{ x | toyaml }}`: the value as YAML (block style, no trailing newline).
 fn to_yaml(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
-    let v: Value = serde_json::to_value(&value)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
+    let v: Value = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+    })?;
     Ok(yaml::to_string(&v).trim_end().to_string())
 }
 
 /// `{{ x | quote }}`: the value as a double-quoted YAML string.
 fn quote(value: minijinja::Value) -> String {
-    let s = if let Some(s) = value.as_str() { s.to_string() } else { value.to_string() };
+    let s = if let Some(s) = value.as_str() {
+        s.to_string()
+    } else {
+        value.to_string()
+    };
     serde_json::to_string(&s).expect("strings always serialise")
 }
