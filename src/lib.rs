@@ -10,6 +10,7 @@ pub mod check;
 pub mod diagnostics;
 pub mod digest;
 pub mod fleet;
+pub mod generate;
 pub mod load;
 pub mod model;
 pub mod plan;

@@ -237,6 +237,32 @@ pub struct Tenant {
     /// Resource quota of the whole tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// Other tenants of the cluster whose pods may reach this tenant's pods (the network
+    /// policy lets in the tenant itself, the ingress controllers and monitoring).
+    #[serde(default)]
+    pub allow_from_tenants: Vec<String>,
+    /// Requests and limits given to containers that set none (the tenant's LimitRange);
+    /// default: the tier's `settings.policies.containerDefaults`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_defaults: Option<ContainerDefaults>,
+}
+
+/// Default requests and limits of a tenant's containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerDefaults {
+    /// Requests of a container that sets none.
+    pub request: Resources,
+    /// Limits of a container that sets none.
+    pub limit: Resources,
+}
+
+/// CPU and memory, Kubernetes quantities (e.g. `250m`, `512Mi`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    pub cpu: String,
+    pub memory: String,
 }
 
 /// Resource quota of a tenant.

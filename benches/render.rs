@@ -1,0 +1,67 @@
+//! Render and write a generated fleet of N clusters (default 1,000) with the repository's
+//! own blueprints; then re-render with nothing changed. Prints clusters per second and
+//! peak memory. Run: `cargo bench --bench render` (`-- 200` for another N).
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use kubeprint::{fleet, generate, load, write};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let today = "2026-11-25".parse().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = load::load_dir(repo).expect("the repository is a blueprint repository");
+
+    // Lay the generated fleet out on disk, so that loading is measured too.
+    let work = tempfile::tempdir().unwrap();
+    let fleet_dir = work.path().join("fleet");
+    for (path, text) in &generate::fleet(&base, n).files {
+        let p = fleet_dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = work.path().join("rendered");
+
+    let run = |label: &str| {
+        let t0 = Instant::now();
+        let sources = load::load_dir(&fleet_dir).unwrap();
+        let t_load = t0.elapsed();
+        let checked = fleet::check(&sources, today).unwrap_or_else(|e| panic!("{e:?}"));
+        let t_check = t0.elapsed();
+        let names = fleet::select(&checked.fleet, &[]).unwrap();
+        let trees = fleet::render_all(&checked, &names).unwrap();
+        let t_render = t0.elapsed();
+        let outcomes: Vec<write::Outcome> =
+            trees.par_iter().map(|(name, tree)| write::write_cluster(&out, name, tree).unwrap()).collect();
+        let total = t0.elapsed();
+        let written = outcomes.iter().filter(|o| **o != write::Outcome::Unchanged).count();
+        let files: usize = trees.values().map(|t| t.len()).sum();
+        println!(
+            "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written",
+            total.as_secs_f64(),
+            n as f64 / total.as_secs_f64(),
+            t_load.as_secs_f64(),
+            (t_check - t_load).as_secs_f64(),
+            (t_render - t_check).as_secs_f64(),
+            (total - t_render).as_secs_f64(),
+        );
+        written
+    };
+    let first = run("first render");
+    assert_eq!(first, n);
+    let second = run("no-op re-render");
+    assert_eq!(second, 0, "a re-render with nothing changed must write nothing");
+    println!("threads: {}, peak memory: {:.0} MiB", rayon::current_num_threads(), peak_rss_mib());
+}

