@@ -153,13 +153,30 @@ fn the_configs_carry_the_cluster_facts() {
         "AZ06"
     );
     assert_eq!(
-        st[0]["machine"]["nodeLabels"]["node-role.kubernetes.io/storage"],
-        ""
+        st[0]["machine"]["nodeLabels"]["node.kubernetes.io/role"],
+        "storage"
     );
     assert_eq!(
-        st[0]["machine"]["nodeTaints"]["node-role.kubernetes.io/storage"],
-        "ceph:NoSchedule"
+        st[0]["machine"]["kubelet"]["extraConfig"]["registerWithTaints"],
+        serde_json::json!([{"key": "node.kubernetes.io/role", "value": "storage", "effect": "NoSchedule"}])
     );
+    // NodeRestriction refuses node-role labels and taint changes from a worker's own
+    // credentials; Talos would then apply no label at all.
+    assert!(st[0]["machine"].get("nodeTaints").is_none());
+    for node in ["acme-prod-st-1", "acme-prod-wk-2"] {
+        let patch = docs(tree("acme-prod"), &format!("talos/nodes/{node}.yaml"));
+        let labels = patch[0]["machine"]["nodeLabels"].as_object().unwrap();
+        assert!(
+            !labels
+                .keys()
+                .any(|k| k.starts_with("node-role.kubernetes.io/")),
+            "{node}"
+        );
+    }
+    let cp_labels =
+        &docs(tree("acme-prod"), "talos/nodes/acme-prod-cp-2.yaml")[0]["machine"]["nodeLabels"];
+    assert_eq!(cp_labels["node-role.kubernetes.io/control-plane"], "");
+    assert_eq!(cp_labels["topology.kubernetes.io/zone"], "AZ06");
     assert_eq!(st[0]["machine"]["install"]["disk"], "/dev/sda");
     let kind = |k: &str| {
         st.iter()
@@ -178,7 +195,11 @@ fn the_configs_carry_the_cluster_facts() {
         "10.20.5.2"
     );
     let wk = docs(tree("acme-prod"), "talos/nodes/acme-prod-wk-1.yaml");
-    assert!(wk[0]["machine"].get("nodeTaints").is_none());
+    assert!(wk[0]["machine"].get("kubelet").is_none());
+    assert_eq!(
+        wk[0]["machine"]["nodeLabels"]["node.kubernetes.io/role"],
+        "worker"
+    );
     assert!(!wk.iter().any(|d| d["kind"] == "Layer2VIPConfig"));
     // The control planes share the endpoint's address.
     let cp1 = docs(tree("acme-prod"), "talos/nodes/acme-prod-cp-1.yaml");

@@ -5,7 +5,7 @@
 //! - `controlplane.yaml`, `worker.yaml`, `storage.yaml` (production only): the `v1alpha1`
 //!   document of each role with every secret field left out, and a header saying so;
 //! - `nodes/<hostname>.yaml`: the node's patch: a partial `v1alpha1` document (install
-//!   disk, node labels, taints) followed by the network documents (`HostnameConfig`,
+//!   disk, node labels, the storage nodes' taint) followed by the network documents (`HostnameConfig`,
 //!   `LinkAliasConfig`, `LinkConfig` with the static address and default route,
 //!   `ResolverConfig`, and on control planes a `Layer2VIPConfig` when the API endpoint is
 //!   an address of the node subnet). Talos 1.12 and 1.13 both keep only `kubespan` under
@@ -32,8 +32,17 @@ pub const INCOMPLETE_MARKER: &str =
 /// The alias given to the node's network interface (one NIC per VM).
 pub const LINK_ALIAS: &str = "net0";
 
-/// The taint that keeps everything but Ceph off the dedicated storage nodes.
-pub const STORAGE_TAINT: (&str, &str) = ("node-role.kubernetes.io/storage", "ceph:NoSchedule");
+/// The role label of worker and storage nodes. `node-role.kubernetes.io/*` is refused to a
+/// worker's own credentials by the NodeRestriction admission plugin, and one refused label
+/// makes Talos's whole label update fail (siderolabs/talos#6750, #10122); the
+/// `node.kubernetes.io/` prefix is allowed. Control planes apply their labels with admin
+/// credentials and get `node-role.kubernetes.io/control-plane`.
+pub const ROLE_LABEL: &str = "node.kubernetes.io/role";
+
+/// The taint that keeps everything but Ceph off the dedicated storage nodes:
+/// (key, value, effect). A worker may not change its own taints after it registered
+/// (siderolabs/talos#13443), so the kubelet registers with it (`registerWithTaints`).
+pub const STORAGE_TAINT: (&str, &str, &str) = ("node.kubernetes.io/role", "storage", "NoSchedule");
 
 /// Why the Talos configs of a cluster cannot be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -218,16 +227,19 @@ fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
         .unwrap_or("32");
     let mut labels = serde_json::Map::new();
     labels.insert("topology.kubernetes.io/zone".into(), json!(node.host.zone));
-    labels.insert(
-        format!("node-role.kubernetes.io/{}", node.role.as_str()),
-        json!(""),
-    );
+    match node.role {
+        Role::ControlPlane => {
+            labels.insert("node-role.kubernetes.io/control-plane".into(), json!(""))
+        }
+        role => labels.insert(ROLE_LABEL.into(), json!(role.as_str())),
+    };
     let mut machine = json!({
         "install": {"disk": node.install_disk},
         "nodeLabels": labels,
     });
     if node.role == Role::Storage {
-        machine["nodeTaints"] = json!({STORAGE_TAINT.0: STORAGE_TAINT.1});
+        let (key, value, effect) = STORAGE_TAINT;
+        machine["kubelet"] = json!({"extraConfig": {"registerWithTaints": [{"key": key, "value": value, "effect": effect}]}});
     }
     let mut docs = vec![
         json!({"machine": machine}),
