@@ -18,14 +18,38 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// User plus system CPU seconds of this process so far (less sensitive to other load
+/// on the machine than wall-clock time).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12; 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
     let today = "2026-11-25".parse().unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(repo).expect("the repository is a blueprint repository");
 
     // Lay the generated fleet out on disk, so that loading is measured too.
-    let work = tempfile::tempdir().unwrap();
+    // KUBEPRINT_BENCH_DIR puts the fleet and its output elsewhere (e.g. /dev/shm, to
+    // measure kubeprint rather than the file system's inode allocator).
+    let work = match std::env::var_os("KUBEPRINT_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    println!("working in {}", work.path().display());
     let fleet_dir = work.path().join("fleet");
     for (path, text) in &generate::fleet(&base, n).files {
         let p = fleet_dir.join(path);
@@ -36,20 +60,34 @@ fn main() {
 
     let run = |label: &str| {
         let t0 = Instant::now();
+        let cpu0 = cpu_seconds();
         let sources = load::load_dir(&fleet_dir).unwrap();
         let t_load = t0.elapsed();
         let checked = fleet::check(&sources, today).unwrap_or_else(|e| panic!("{e:?}"));
         let t_check = t0.elapsed();
         let names = fleet::select(&checked.fleet, &[]).unwrap();
-        let trees = fleet::render_all(&checked, &names).unwrap();
+        let current = write::current_clusters(&out, &checked.fleet, &names).unwrap();
+        let stale: Vec<String> = names
+            .iter()
+            .filter(|n| !current.contains(n))
+            .cloned()
+            .collect();
+        let trees = fleet::render_all(&checked, &stale).unwrap();
         let t_render = t0.elapsed();
-        let outcomes: Vec<write::Outcome> =
-            trees.par_iter().map(|(name, tree)| write::write_cluster(&out, name, tree).unwrap()).collect();
+        let outcomes: Vec<write::Outcome> = trees
+            .par_iter()
+            .map(|(name, tree)| write::write_cluster(&out, name, tree).unwrap())
+            .collect();
         let total = t0.elapsed();
-        let written = outcomes.iter().filter(|o| **o != write::Outcome::Unchanged).count();
+        let cpu = cpu_seconds() - cpu0;
+        let written = outcomes
+            .iter()
+            .filter(|o| **o != write::Outcome::Unchanged)
+            .count();
         let files: usize = trees.values().map(|t| t.len()).sum();
+        let skipped = current.len();
         println!(
-            "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written",
+            "{label}: {n} clusters ({files} files) in {:.3} s = {:.0} clusters/s, {cpu:.2} CPU-s [load {:.3} s, validate {:.3} s, render {:.3} s, write {:.3} s]; {written} trees written, {skipped} found current by their lock",
             total.as_secs_f64(),
             n as f64 / total.as_secs_f64(),
             t_load.as_secs_f64(),
@@ -62,6 +100,13 @@ fn main() {
     let first = run("first render");
     assert_eq!(first, n);
     let second = run("no-op re-render");
-    assert_eq!(second, 0, "a re-render with nothing changed must write nothing");
-    println!("threads: {}, peak memory: {:.0} MiB", rayon::current_num_threads(), peak_rss_mib());
+    assert_eq!(
+        second, 0,
+        "a re-render with nothing changed must write nothing"
+    );
+    println!(
+        "threads: {}, peak memory: {:.0} MiB",
+        rayon::current_num_threads(),
+        peak_rss_mib()
+    );
 }

@@ -12,8 +12,16 @@ pub fn cluster(i: usize) -> (String, String) {
     // 10.<a>.<b>.0/24 per cluster, unique for i < 65,536.
     let (a, b) = (16 + (i / 256) % 200, i % 256);
     let subnet = format!("10.{a}.{b}");
-    let zones: Vec<&str> = if production { vec!["AZ05", "AZ06", "AZ07"] } else { vec!["AZ05"] };
-    let workers = if production { 6 + 3 * (i % 4) } else { 3 + i % 4 };
+    let zones: Vec<&str> = if production {
+        vec!["AZ05", "AZ06", "AZ07"]
+    } else {
+        vec!["AZ05"]
+    };
+    let workers = if production {
+        6 + 3 * (i % 4)
+    } else {
+        3 + i % 4
+    };
     let mut s = format!(
         "name: {name}\nclient: client-{c}\ntier: {tier}\nzones: [{zones}]\nversions:\n  kubernetes: \"{k8s}\"\n  talos: {talos}\nnodes:\n",
         c = i / 2,
@@ -43,7 +51,10 @@ pub fn cluster(i: usize) -> (String, String) {
             "  storage:\n    size: {{vcpu: 12, memoryGiB: 24, osDiskGiB: 64, cephDiskGiB: 500}}\n    hosts:\n{}",
             host("st", 3, 21)
         );
-        s += &format!("  workers:\n    size: {{vcpu: 16, memoryGiB: 32, osDiskGiB: 64}}\n    hosts:\n{}", host("wk", workers, 31));
+        s += &format!(
+            "  workers:\n    size: {{vcpu: 16, memoryGiB: 32, osDiskGiB: 64}}\n    hosts:\n{}",
+            host("wk", workers, 31)
+        );
     } else {
         s += &format!(
             "  workers:\n    size: {{vcpu: 12, memoryGiB: 24, osDiskGiB: 64, cephDiskGiB: 300}}\n    hosts:\n{}",
@@ -59,8 +70,10 @@ pub fn cluster(i: usize) -> (String, String) {
         e = (2 * b) % 256,
         f = (2 * b + 1) % 256,
     );
-    s += &format!("ingress:\n  domain: {name}.k8s.example.net\n  securedAllowlist: [198.51.100.0/24]\n");
-    if production && i % 2 == 0 {
+    s += &format!(
+        "ingress:\n  domain: {name}.k8s.example.net\n  securedAllowlist: [198.51.100.0/24]\n"
+    );
+    if production && i.is_multiple_of(2) {
         s += &format!(
             "sso:\n  issuer: https://login.example.com/{name}\n  clientId: kubernetes\n  adminGroup: {name}-admins\n"
         );
@@ -103,7 +116,8 @@ mod tests {
     fn generated_clusters_are_valid_specs() {
         for i in 0..12 {
             let (path, text) = super::cluster(i);
-            let (spec, _) = crate::yaml::from_str::<crate::model::ClusterSpec>(&path, &text).unwrap();
+            let (spec, _) =
+                crate::yaml::from_str::<crate::model::ClusterSpec>(&path, &text).unwrap();
             assert_eq!(path, format!("overlays/clusters/{}.yaml", spec.name));
         }
     }

@@ -214,6 +214,8 @@ pub struct ClusterPlan<'f> {
     pub tier: &'f Sourced<Tier>,
     /// Tier settings ◀ cluster settings.
     pub settings: Merged,
+    /// What every template of this cluster sees (see `Templates::cluster_context`).
+    pub context: minijinja::Value,
     /// Enabled components, in (sync wave, name) order.
     pub components: Vec<PlannedComponent<'f>>,
     /// Components turned off, with the origin of that decision.
@@ -266,6 +268,7 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
         settings.merge(s, Layer::Cluster, &spec.file, &spec.spans, "settings");
     }
 
+    let context = templates.cluster_context(spec, tier_name, &settings.value);
     let mut components = Vec::new();
     let mut disabled = Vec::new();
     for (name, component) in &fleet.components {
@@ -328,8 +331,7 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
             );
         }
         if let Some((file, _)) = &component.values_template {
-            let text =
-                templates.render_values(fleet, spec, tier_name, &settings.value, component)?;
+            let text = templates.render_values(&context, &spec.value.name, component)?;
             let doc =
                 yaml::parse(file, &text).map_err(|e| crate::render::templates::Error::Output {
                     template: file.clone(),
@@ -367,6 +369,7 @@ pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Resul
         tier_name,
         tier,
         settings,
+        context,
         components,
         disabled,
     })

@@ -85,8 +85,17 @@ pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
             ));
         }
     }
-    for spec in fleet.clusters.values() {
-        d.extend(validate_cluster(fleet, spec, today));
+    // Clusters are independent: check them in parallel, collect in name order.
+    let per_cluster: Vec<Diagnostics> = {
+        use rayon::prelude::*;
+        let specs: Vec<&Sourced<ClusterSpec>> = fleet.clusters.values().collect();
+        specs
+            .par_iter()
+            .map(|spec| validate_cluster(fleet, spec, today))
+            .collect()
+    };
+    for cluster in per_cluster {
+        d.extend(cluster);
     }
     d.sorted()
 }
@@ -447,7 +456,13 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             );
         }
     }
+    // The node subnet may hold MetalLB pools (L2 mode announces on the nodes' segment),
+    // but never pod or service addresses.
     let mut ranges: Vec<(String, Cidr)> = Vec::new();
+    let node_ranges: Vec<(String, Cidr)> = subnet
+        .map(|s| ("network.nodeSubnet".to_string(), s))
+        .into_iter()
+        .collect();
     for (path, value) in [
         ("network.podCidr", &net.pod_cidr),
         ("network.serviceCidr", &net.service_cidr),
@@ -462,7 +477,11 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
                 "write it as `10.244.0.0/16`",
             ),
             Some(cidr) => {
-                for (other_path, other) in &ranges {
+                let pod_or_service = path == "network.podCidr" || path == "network.serviceCidr";
+                let against = ranges
+                    .iter()
+                    .chain(node_ranges.iter().filter(|_| pod_or_service));
+                for (other_path, other) in against {
                     if cidr.overlaps(other) {
                         v.error(
                             path,

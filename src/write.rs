@@ -128,11 +128,17 @@ pub fn write_cluster(out: &Path, name: &str, tree: &RenderedTree) -> Result<Outc
         .prefix(&format!(".{name}."))
         .tempdir_in(out)
         .map_err(io(out))?;
+    let dirs: std::collections::BTreeSet<&str> = tree
+        .files
+        .keys()
+        .filter_map(|p| p.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    for d in dirs {
+        let dir = staging.path().join(d);
+        fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+    }
     for (path, bytes) in &tree.files {
         let file = staging.path().join(path);
-        if let Some(parent) = file.parent() {
-            fs_err::create_dir_all(parent).map_err(io(parent))?;
-        }
         fs_err::write(&file, bytes).map_err(io(&file))?;
     }
     if exists {
@@ -144,6 +150,35 @@ pub fn write_cluster(out: &Path, name: &str, tree: &RenderedTree) -> Result<Outc
         fs_err::rename(&staged, &target).map_err(io(&target))?;
         Ok(Outcome::Created)
     }
+}
+
+/// Whether `out/<name>` is what rendering inputs with `inputs_hash` gives: its lock names
+/// this kubeprint version and that inputs hash, and the files on disk are exactly those
+/// the lock lists, with the sha256 it lists. Render being pure, such a tree needs no
+/// re-render (the fast path of a re-render where nothing changed).
+pub fn is_current(out: &Path, name: &str, inputs_hash: &str) -> Result<bool> {
+    let dir = out.join(name);
+    let Ok(text) = fs_err::read_to_string(dir.join(LOCK_FILE)) else {
+        return Ok(false);
+    };
+    let Ok(lock) = Lock::parse(&text) else {
+        return Ok(false);
+    };
+    if lock.inputs_hash != inputs_hash
+        || lock.kubeprint != env!("CARGO_PKG_VERSION")
+        || lock.cluster != name
+    {
+        return Ok(false);
+    }
+    let on_disk = read_tree(&dir)?;
+    if on_disk.len() != lock.files.len() + 1 {
+        return Ok(false);
+    }
+    Ok(lock.files.iter().all(|(p, sha)| {
+        on_disk
+            .get(p)
+            .is_some_and(|b| crate::digest::sha256_hex(b) == *sha)
+    }))
 }
 
 /// Cheap equality of a tree on disk: same file list and bytes.
@@ -199,4 +234,33 @@ pub fn remove_stale(out: &Path, keep: &[String]) -> Result<Vec<String>> {
         removed.push(name);
     }
     Ok(removed)
+}
+
+/// The clusters of `names` whose tree in `out` is current (see [`is_current`]), checked in
+/// parallel.
+pub fn current_clusters(
+    out: &Path,
+    fleet: &crate::model::Fleet,
+    names: &[String],
+) -> Result<Vec<String>> {
+    use rayon::prelude::*;
+    let checked: Vec<(String, Result<bool>)> = names
+        .par_iter()
+        .map(|n| {
+            let tier = fleet
+                .clusters
+                .get(n)
+                .map(|c| c.value.tier.as_str())
+                .unwrap_or("");
+            let hash = crate::render::lock::inputs_hash(fleet, n, tier);
+            (n.clone(), is_current(out, n, &hash))
+        })
+        .collect();
+    let mut current = Vec::new();
+    for (name, ok) in checked {
+        if ok? {
+            current.push(name);
+        }
+    }
+    Ok(current)
 }

@@ -80,7 +80,7 @@ impl From<fleet::Error> for CommandError {
             ),
             other => CommandError::bad_input(
                 other,
-                Some("fix the blueprint or template named above".into()),
+                Some("fix the blueprint or template named above; nothing was written".into()),
             ),
         }
     }

@@ -24,8 +24,20 @@ pub fn run(args: RenderArgs, printer: &Printer) -> Result {
 fn render(args: &RenderArgs, printer: &Printer) -> Result {
     let checked = load_checked(&args.fleet, printer)?;
     let names = fleet::select(&checked.fleet, &args.clusters)?;
-    let trees = fleet::render_all(&checked, &names)?;
     let everything = args.clusters.is_empty();
+    // A tree whose lock records the same inputs hash and whose files match the lock is
+    // what a render would give again: skip it (never under --check, which re-renders all).
+    let current = if args.check {
+        Vec::new()
+    } else {
+        write::current_clusters(&args.out, &checked.fleet, &names)?
+    };
+    let to_render: Vec<String> = names
+        .iter()
+        .filter(|n| !current.contains(n))
+        .cloned()
+        .collect();
+    let trees = fleet::render_all(&checked, &to_render)?;
 
     if args.check {
         let results: Vec<(String, write::Result<Vec<Difference>>)> = trees
@@ -55,10 +67,14 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
         .par_iter()
         .map(|(n, t)| (n.clone(), write::write_cluster(&args.out, n, t)))
         .collect();
-    let mut outcomes = Vec::new();
+    let mut outcomes: Vec<(String, Outcome)> = current
+        .into_iter()
+        .map(|n| (n, Outcome::Unchanged))
+        .collect();
     for (name, outcome) in results {
         outcomes.push((name, outcome?));
     }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let removed = if everything {
         write::remove_stale(&args.out, &names)?
     } else {

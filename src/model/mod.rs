@@ -201,6 +201,34 @@ impl Fleet {
         let mut tiers = BTreeMap::new();
         let mut clusters = BTreeMap::new();
         let mut cluster_files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        // Cluster specs are the bulk of a large fleet: parse them in parallel.
+        let mut specs: BTreeMap<&str, Result<Sourced<ClusterSpec>, Diagnostic>> = {
+            use rayon::prelude::*;
+            let files: Vec<(&String, &String)> = sources
+                .files
+                .iter()
+                .filter(|(p, _)| {
+                    p.strip_prefix(paths::CLUSTERS)
+                        .and_then(|r| r.strip_suffix(".yaml"))
+                        .is_some_and(|n| !n.contains('/'))
+                })
+                .collect();
+            files
+                .par_iter()
+                .map(|(path, text)| {
+                    let parsed = yaml::from_str::<ClusterSpec>(path, text)
+                        .map(|(value, spans)| Sourced {
+                            value,
+                            file: path.to_string(),
+                            spans,
+                        })
+                        .map_err(|e| Diagnostic::from_yaml(&e));
+                    (path.as_str(), parsed)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect()
+        };
         for (path, text) in &sources.files {
             if let Some(rest) = path.strip_prefix(paths::BLUEPRINTS) {
                 if let Some(name) = rest.strip_suffix("/blueprint.yaml")
@@ -218,7 +246,15 @@ impl Fleet {
                 }
             } else if let Some(rest) = path.strip_prefix(paths::CLUSTERS) {
                 if let Some(name) = rest.strip_suffix(".yaml").filter(|n| !n.contains('/')) {
-                    if let Some(spec) = read::<ClusterSpec>(path, text, &mut diags) {
+                    let parsed = specs.remove(path.as_str()).expect("parsed above");
+                    let spec = match parsed {
+                        Ok(spec) => Some(spec),
+                        Err(d) => {
+                            diags.push(d);
+                            None
+                        }
+                    };
+                    if let Some(spec) = spec {
                         if spec.value.name != name {
                             diags.push(Diagnostic::error(
                                 spec.at("name"),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest;
-use crate::model::Revision;
+use crate::model::{Fleet, Revision, paths};
 use crate::plan::ClusterPlan;
 use crate::tree::RenderedTree;
 use crate::yaml;
@@ -29,29 +29,35 @@ pub struct Lock {
     pub files: BTreeMap<String, String>,
 }
 
+/// sha256 over the tool version and every input file cluster `name` depends on: the
+/// fleet's shared files, its tier and its own files (not other clusters' or tiers').
+///
+/// Render is a pure function of these, so an equal hash means equal output.
+pub fn inputs_hash(fleet: &Fleet, name: &str, tier: &str) -> String {
+    let own_spec = format!("{}{name}.yaml", paths::CLUSTERS);
+    let own_dir = format!("{}{name}/", paths::CLUSTERS);
+    let own_tier = format!("{}{tier}.yaml", paths::TIERS);
+    let version = env!("CARGO_PKG_VERSION");
+    let inputs = fleet.input_digests.iter().filter(|(p, _)| {
+        let cluster_file = p.starts_with(paths::CLUSTERS);
+        let tier_file = p.starts_with(paths::TIERS);
+        (!cluster_file || **p == own_spec || p.starts_with(&own_dir))
+            && (!tier_file || **p == own_tier)
+    });
+    digest::sha256_of_parts(
+        std::iter::once(("kubeprint", version.as_bytes()))
+            .chain(inputs.map(|(p, d)| (p.as_str(), d.as_bytes()))),
+    )
+}
+
 impl Lock {
     /// The lock of a tree rendered from `plan`.
     pub fn for_tree(plan: &ClusterPlan, tree: &RenderedTree) -> Lock {
-        let name = plan.name();
-        let own_spec = format!("{}{name}.yaml", crate::model::paths::CLUSTERS);
-        let own_dir = format!("{}{name}/", crate::model::paths::CLUSTERS);
-        let own_tier = format!("{}{}.yaml", crate::model::paths::TIERS, plan.tier_name);
-        let version = env!("CARGO_PKG_VERSION");
-        let inputs = plan.fleet.input_digests.iter().filter(|(p, _)| {
-            let cluster_file = p.starts_with(crate::model::paths::CLUSTERS);
-            let tier_file = p.starts_with(crate::model::paths::TIERS);
-            (!cluster_file || **p == own_spec || p.starts_with(&own_dir))
-                && (!tier_file || **p == own_tier)
-        });
-        let inputs_hash = digest::sha256_of_parts(
-            std::iter::once(("kubeprint", version.as_bytes()))
-                .chain(inputs.map(|(p, d)| (p.as_str(), d.as_bytes()))),
-        );
         Lock {
-            kubeprint: version.to_string(),
-            cluster: name.to_string(),
+            kubeprint: env!("CARGO_PKG_VERSION").to_string(),
+            cluster: plan.name().to_string(),
             blueprint: plan.fleet.revision.clone(),
-            inputs_hash,
+            inputs_hash: inputs_hash(plan.fleet, plan.name(), plan.tier_name),
             files: tree
                 .files
                 .iter()

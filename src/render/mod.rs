@@ -154,11 +154,9 @@ fn render_manifests(
         return Ok(false);
     }
     let cluster = plan.name();
-    let ctx = templates::context(
-        plan.fleet,
-        plan.spec,
-        plan.tier_name,
-        &plan.settings.value,
+    let ctx = templates::component_context(
+        &plan.context,
+        templates.catalog(),
         component,
         Some(&pc.values.value),
     );

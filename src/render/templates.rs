@@ -38,6 +38,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every template of the fleet, compiled.
 pub struct Templates {
     env: Environment<'static>,
+    catalog: crate::model::Catalog,
+    catalog_value: minijinja::Value,
+    fleet_settings: minijinja::Value,
 }
 
 impl std::fmt::Debug for Templates {
@@ -76,21 +79,66 @@ impl Templates {
                     })?;
             }
         }
-        Ok(Templates { env })
+        Ok(Templates {
+            env,
+            catalog: fleet.catalog.value.clone(),
+            catalog_value: minijinja::Value::from(Serde(&fleet.catalog.value)),
+            fleet_settings: minijinja::Value::from(Serde(&fleet.settings.value)),
+        })
     }
 
-    /// Renders a component's values template for one cluster.
+    /// Renders a component's values template with the cluster's context.
     pub fn render_values(
         &self,
-        fleet: &Fleet,
-        spec: &Sourced<ClusterSpec>,
-        tier: &str,
-        settings: &Value,
+        cluster_ctx: &minijinja::Value,
+        cluster: &str,
         component: &Component,
     ) -> Result<String> {
         let (name, _) = component.values_template.as_ref().expect("caller checked");
-        let ctx = context(fleet, spec, tier, settings, component, None);
-        self.render(name, &spec.value.name, ctx)
+        self.render(
+            name,
+            cluster,
+            component_context(cluster_ctx, &self.catalog, component, None),
+        )
+    }
+
+    /// What every template of one cluster sees, built once per cluster: `cluster` (the
+    /// spec), `nodes`, `settings`, `fleet`, `tier` (its name) and `catalog`.
+    pub fn cluster_context(
+        &self,
+        spec: &Sourced<ClusterSpec>,
+        tier: &str,
+        settings: &Value,
+    ) -> minijinja::Value {
+        let nodes: Vec<TemplateNode> = spec
+            .value
+            .node_views()
+            .into_iter()
+            .map(|n| TemplateNode {
+                name: &n.host.name,
+                role: n.role.as_str(),
+                zone: &n.host.zone,
+                address: &n.host.address,
+                install_disk: n.install_disk,
+                max_pods: n.max_pods,
+                vcpu: n.size.vcpu,
+                memory_gib: n.size.memory_gib,
+                ceph_disk_gib: n.size.ceph_disk_gib,
+            })
+            .collect();
+        let mut ctx: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
+        ctx.insert("cluster", minijinja::Value::from(Serde(&spec.value)));
+        ctx.insert("nodes", minijinja::Value::from(Serde(&nodes)));
+        ctx.insert("settings", minijinja::Value::from(Serde(settings)));
+        ctx.insert("fleet", self.fleet_settings.clone());
+        ctx.insert("tier", minijinja::Value::from(tier));
+        ctx.insert("catalog", self.catalog_value.clone());
+        minijinja::Value::from(ctx)
+    }
+
+    /// The catalog, for component contexts.
+    pub fn catalog(&self) -> &crate::model::Catalog {
+        &self.catalog
     }
 
     /// Renders one template with a prepared context.
@@ -129,62 +177,29 @@ struct TemplateNode<'a> {
     ceph_disk_gib: Option<u32>,
 }
 
-/// The context of every template: `cluster` (the spec), `nodes`, `settings`, `fleet`,
-/// `tier` (its name), `catalog`, `component` (name, namespace, chart), and for manifest
-/// templates `values` (the component's merged Helm values).
-pub fn context(
-    fleet: &Fleet,
-    spec: &Sourced<ClusterSpec>,
-    tier: &str,
-    settings: &Value,
+/// A component's template context: the cluster's, plus `component` (name, namespace,
+/// release name, chart) and, for manifest templates, `values` (its merged Helm values).
+pub fn component_context(
+    cluster_ctx: &minijinja::Value,
+    catalog: &crate::model::Catalog,
     component: &Component,
     values: Option<&Value>,
 ) -> minijinja::Value {
-    let nodes: Vec<TemplateNode> = spec
-        .value
-        .node_views()
-        .into_iter()
-        .map(|n| TemplateNode {
-            name: &n.host.name,
-            role: n.role.as_str(),
-            zone: &n.host.zone,
-            address: &n.host.address,
-            install_disk: n.install_disk,
-            max_pods: n.max_pods,
-            vcpu: n.size.vcpu,
-            memory_gib: n.size.memory_gib,
-            ceph_disk_gib: n.size.ceph_disk_gib,
-        })
-        .collect();
     let c = &component.spec.value;
-    let chart = c
-        .chart
-        .as_ref()
-        .and_then(|k| fleet.catalog.value.charts.get(k));
+    let chart = c.chart.as_ref().and_then(|k| catalog.charts.get(k));
     let component_value = serde_json::json!({
         "name": component.name,
         "namespace": c.namespace,
         "releaseName": c.release_name.as_deref().unwrap_or(&component.name),
         "chart": chart,
     });
-    let mut ctx: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
-    ctx.insert("cluster", minijinja::Value::from(Serde(&spec.value)));
-    ctx.insert("nodes", minijinja::Value::from(Serde(&nodes)));
-    ctx.insert("settings", minijinja::Value::from(Serde(settings)));
-    ctx.insert(
-        "fleet",
-        minijinja::Value::from(Serde(&fleet.settings.value)),
-    );
-    ctx.insert("tier", minijinja::Value::from(tier));
-    ctx.insert("component", minijinja::Value::from(Serde(&component_value)));
-    ctx.insert(
-        "catalog",
-        minijinja::Value::from(Serde(&fleet.catalog.value)),
-    );
-    if let Some(values) = values {
-        ctx.insert("values", minijinja::Value::from(Serde(values)));
+    let component_value = minijinja::Value::from(Serde(&component_value));
+    match values {
+        Some(v) => {
+            minijinja::context! { component => component_value, values => Serde(v), ..cluster_ctx.clone() }
+        }
+        None => minijinja::context! { component => component_value, ..cluster_ctx.clone() },
     }
-    minijinja::Value::from(ctx)
 }
 
 /// `{{ x | toyaml }}`: the value as YAML (block style, no trailing newline).

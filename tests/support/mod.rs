@@ -110,7 +110,13 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
 ///
 /// Worker addresses are `<two_octets>.<100 + k / 200>.<k % 200 + 1>`: the caller widens
 /// `network.nodeSubnet` to the /16 for counts past what a /24 holds.
-pub fn with_workers(spec: &str, prefix: &str, zones: &[&str], n: usize, two_octets: &str) -> String {
+pub fn with_workers(
+    spec: &str,
+    prefix: &str,
+    zones: &[&str],
+    n: usize,
+    two_octets: &str,
+) -> String {
     let start = spec.find("  workers:").unwrap();
     let hosts_at = start + spec[start..].find("    hosts:\n").unwrap() + "    hosts:\n".len();
     let end = hosts_at + spec[hosts_at..].find("  gitRunner:").unwrap();
