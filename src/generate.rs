@@ -103,9 +103,14 @@ pub fn fleet(base: &Sources, n: usize) -> Sources {
     sources.files.retain(|p, _| !p.starts_with(paths::CLUSTERS));
     for i in 0..n {
         let (path, text) = cluster(i);
-        let name = path.trim_start_matches(paths::CLUSTERS).trim_end_matches(".yaml").to_string();
+        let name = path
+            .trim_start_matches(paths::CLUSTERS)
+            .trim_end_matches(".yaml")
+            .to_string();
         sources.files.insert(path, text);
-        sources.files.insert(crate::talos::secrets_path(&name), bundle.clone());
+        sources
+            .files
+            .insert(crate::talos::secrets_path(&name), bundle.clone());
     }
     sources
 }
