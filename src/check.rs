@@ -173,6 +173,90 @@ const CHARTS: &[(&str, &str, Option<&str>)] = &[
     chart!("argo-cd"),
 ];
 
+/// Sub-maps of chart values whose keys are fixed, checked one level deeper than the top.
+///
+/// Only maps whose every key is written out in the chart's default `values.yaml` are
+/// listed: free-form maps (`controller.config`, `configs.cm`, `grafana.ini`, label and
+/// annotation maps) would give false alarms, so they are never descended into.
+const FIXED_SUBMAPS: &[(&str, &[&str])] = &[
+    (
+        "ingress-nginx",
+        &[
+            "controller",
+            "controller.service",
+            "controller.ingressClassResource",
+        ],
+    ),
+    (
+        "argo-cd",
+        &[
+            "configs",
+            "server",
+            "server.ingress",
+            "controller",
+            "repoServer",
+            "applicationSet",
+            "crds",
+        ],
+    ),
+    (
+        "harbor",
+        &[
+            "expose",
+            "expose.ingress",
+            "expose.tls",
+            "persistence",
+            "persistence.persistentVolumeClaim",
+            "portal",
+            "core",
+            "jobservice",
+            "registry",
+            "trivy",
+            "metrics",
+        ],
+    ),
+    (
+        "kube-prometheus-stack",
+        &[
+            "prometheus",
+            "prometheus.prometheusSpec",
+            "alertmanager",
+            "alertmanager.alertmanagerSpec",
+            "crds",
+        ],
+    ),
+    (
+        "opencost",
+        &[
+            "opencost",
+            "opencost.ui",
+            "opencost.ui.ingress",
+            "opencost.prometheus",
+            "opencost.exporter",
+        ],
+    ),
+    (
+        "kyverno",
+        &[
+            "admissionController",
+            "backgroundController",
+            "cleanupController",
+            "reportsController",
+        ],
+    ),
+    ("rook-ceph", &["crds", "monitoring"]),
+    ("rook-ceph-cluster", &["toolbox", "cephClusterMetadata"]),
+];
+
+/// Chart values that are a custom resource's `spec` once the chart renders them:
+/// (chart, values key, apiVersion, kind), checked against that CRD's `spec` schema.
+const VALUES_AS_CRD_SPEC: &[(&str, &str, &str, &str)] = &[(
+    "rook-ceph-cluster",
+    "cephClusterSpec",
+    "ceph.rook.io/v1",
+    "CephCluster",
+)];
+
 /// Core kinds and the fields each needs besides `metadata.name`.
 const CORE: &[(&str, &str, &[&str])] = &[
     ("v1", "Namespace", &[]),
@@ -183,6 +267,11 @@ const CORE: &[(&str, &str, &[&str])] = &[
     ("v1", "LimitRange", &["spec.limits"]),
     ("storage.k8s.io/v1", "StorageClass", &["provisioner"]),
     ("networking.k8s.io/v1", "IngressClass", &["spec.controller"]),
+    (
+        "networking.k8s.io/v1",
+        "Ingress",
+        &["spec.ingressClassName", "spec.rules"],
+    ),
     ("networking.k8s.io/v1", "NetworkPolicy", &["spec"]),
     ("rbac.authorization.k8s.io/v1", "ClusterRole", &[]),
     (
@@ -202,6 +291,8 @@ struct Chart {
     defaults: Value,
     keys: BTreeSet<String>,
     schema: Option<jsonschema::Validator>,
+    /// (values key, validator of the CRD `spec` that key becomes).
+    crd_specs: Vec<(String, jsonschema::Validator)>,
 }
 
 /// The compiled schemas.
@@ -241,12 +332,18 @@ impl Schemas {
                             serde_json::from_str(s).expect("embedded values schema is JSON");
                         jsonschema::validator_for(&s).expect("embedded values schema compiles")
                     });
+                    let crd_specs = VALUES_AS_CRD_SPEC
+                        .iter()
+                        .filter(|(chart, ..)| chart == name)
+                        .map(|(_, key, api, kind)| (key.to_string(), crd_spec_validator(api, kind)))
+                        .collect();
                     (
                         name.to_string(),
                         Chart {
                             defaults,
                             keys,
                             schema,
+                            crd_specs,
                         },
                     )
                 })
@@ -290,14 +387,80 @@ impl Schemas {
                 }
             }
         }
+        for path in FIXED_SUBMAPS
+            .iter()
+            .filter(|(name, _)| *name == chart)
+            .flat_map(|(_, paths)| paths.iter())
+        {
+            out.extend(unknown_submap_keys(chart, path, &c.defaults, values));
+        }
+        // Helm validates the chart's defaults with the user's values merged over them.
+        let mut merged = c.defaults.clone();
+        helm_merge(&mut merged, values);
         if let Some(v) = &c.schema {
-            // Helm validates the chart's defaults with the user's values merged over them.
-            let mut merged = c.defaults.clone();
-            helm_merge(&mut merged, values);
             out.extend(errors(v, &merged));
+        }
+        for (key, v) in &c.crd_specs {
+            if let Some(spec) = merged.get(key) {
+                out.extend(errors(v, spec).into_iter().map(|(p, msg)| {
+                    (
+                        yaml::child_path(key, &p).trim_end_matches('.').to_string(),
+                        msg,
+                    )
+                }));
+            }
         }
         Some(out)
     }
+}
+
+/// The keys of `values` at `path` that the chart's default map at `path` does not have.
+fn unknown_submap_keys(
+    chart: &str,
+    path: &str,
+    defaults: &Value,
+    values: &Value,
+) -> Vec<(String, String)> {
+    let pointer = format!("/{}", path.replace('.', "/"));
+    let (Some(Value::Object(known)), Some(Value::Object(given))) =
+        (defaults.pointer(&pointer), values.pointer(&pointer))
+    else {
+        return Vec::new();
+    };
+    if known.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<String> = known.keys().cloned().collect();
+    given
+        .keys()
+        .filter(|k| !known.contains_key(*k))
+        .map(|key| {
+            let hint = yaml::did_you_mean(key, &names)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            (
+                yaml::child_path(path, key),
+                format!(
+                    "`{path}.{key}` is not a value of chart `{chart}`: Helm would ignore it{hint}"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A validator of the `spec` of one embedded CRD, as strict as the whole-object one.
+fn crd_spec_validator(api: &str, kind: &str) -> jsonschema::Validator {
+    let (_, _, text) = CRDS
+        .iter()
+        .find(|(a, k, _)| *a == api && *k == kind)
+        .expect("VALUES_AS_CRD_SPEC names an embedded CRD");
+    let mut schema: Value = serde_json::from_str(text).expect("embedded CRD schema is JSON");
+    structural_to_json_schema(&mut schema);
+    let spec = schema
+        .pointer("/properties/spec")
+        .cloned()
+        .expect("the CRD schema has a spec");
+    jsonschema::validator_for(&spec).expect("embedded CRD spec schema compiles")
 }
 
 /// Helm's merge of user values over chart defaults: maps merge, the rest replaces, null deletes.
@@ -589,6 +752,118 @@ mod tests {
             "{:?}",
             report.problems
         );
+    }
+
+    /// An Application (chart `chart`, values file `values/x.yaml`) and that values file.
+    fn chart_tree(chart: &str, values: &str) -> BTreeMap<String, Vec<u8>> {
+        let app = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: x, namespace: argocd}}\nspec:\n  project: default\n  destination: {{server: https://kubernetes.default.svc, namespace: x}}\n  sources:\n  - {{repoURL: https://charts.example, chart: {chart}, targetRevision: 1.0.0, helm: {{valueFiles: [$values/values/x.yaml]}}}}\n  - {{repoURL: https://e.x/r.git, targetRevision: main, ref: values}}\n"
+        );
+        tree(&[("apps/x.yaml", &app), ("values/x.yaml", values)])
+    }
+
+    #[test]
+    fn every_fixed_sub_map_is_a_non_empty_map_of_its_chart() {
+        // Guards the allowlist against typos: a path that is not a map would check nothing.
+        let s = Schemas::embedded();
+        for (chart, paths) in FIXED_SUBMAPS {
+            let defaults = &s.charts.get(*chart).expect("a chart we embed").defaults;
+            for path in *paths {
+                let pointer = format!("/{}", path.replace('.', "/"));
+                let m = defaults.pointer(&pointer).and_then(Value::as_object);
+                assert!(m.is_some_and(|m| !m.is_empty()), "{chart}: `{path}`");
+            }
+        }
+        for (chart, key, ..) in VALUES_AS_CRD_SPEC {
+            assert!(
+                s.charts[*chart].defaults.get(*key).is_some(),
+                "{chart}: `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn an_application_without_destination_is_caught() {
+        let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x, namespace: argocd}\nspec:\n  project: default\n  source: {repoURL: https://e.x/r.git, path: apps, targetRevision: main}\n";
+        let report = check_tree(&tree(&[("apps/x.yaml", app)]), Schemas::embedded());
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.message.contains("destination")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn fixed_sub_maps_are_checked_one_level_deeper() {
+        let values = "controller:\n  replicaCont: 2\n  config: {anything-goes: \"1\"}\n  service:\n    externalTraficPolicy: Local\n";
+        let report = check_tree(&chart_tree("ingress-nginx", values), Schemas::embedded());
+        let messages: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{:?}", report.problems);
+        assert!(
+            messages[0].contains("`controller.replicaCont`")
+                && messages[0].contains("did you mean `replicaCount`")
+        );
+        assert!(messages[1].contains("`controller.service.externalTraficPolicy`"));
+        assert_eq!(report.problems[0].location, "values/x.yaml:2:3");
+        // A free-form map under a checked one is not descended into.
+        assert!(!messages.iter().any(|m| m.contains("anything-goes")));
+    }
+
+    #[test]
+    fn a_free_form_map_is_not_checked() {
+        let values = "controller:\n  config:\n    whitelist-source-range: 10.0.0.0/8\n";
+        let report = check_tree(&chart_tree("ingress-nginx", values), Schemas::embedded());
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn the_ceph_cluster_spec_in_values_is_checked_against_the_crd() {
+        let values = "cephClusterSpec:\n  mon:\n    count: 3\n  storage:\n    useAllNodes: false\n    nodes:\n    - name: n1\n      devics: [{name: sdb}]\n";
+        let report = check_tree(
+            &chart_tree("rook-ceph-cluster", values),
+            Schemas::embedded(),
+        );
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        let p = &report.problems[0];
+        assert!(p.message.contains("devics"), "{p}");
+        assert!(p.location.starts_with("values/x.yaml:7:"), "{p}");
+        let ok = "cephClusterSpec:\n  storage:\n    nodes:\n    - name: n1\n      devices: [{name: sdb}]\n";
+        let report = check_tree(&chart_tree("rook-ceph-cluster", ok), Schemas::embedded());
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn a_values_schema_violation_is_caught() {
+        // cilium's schema types `kubeProxyReplacement` (boolean or string), not a list.
+        let report = check_tree(
+            &chart_tree("cilium", "kubeProxyReplacement: [true]\n"),
+            Schemas::embedded(),
+        );
+        assert!(!report.problems.is_empty());
+        assert!(
+            report
+                .problems
+                .iter()
+                .all(|p| p.location.starts_with("values/x.yaml:1:")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn an_ingress_needs_its_class_and_rules() {
+        let report = check_tree(
+            &tree(&[(
+                "manifests/i.yaml",
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec: {}\n",
+            )]),
+            Schemas::embedded(),
+        );
+        assert_eq!(report.core_objects, 1);
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub fn cluster(i: usize) -> (String, String) {
         s += &format!(
             "sso:\n  issuer: https://login.example.com/{name}\n  clientId: kubernetes\n  adminGroup: {name}-admins\n"
         );
+        // Grafana's OAuth does not read the issuer's discovery document (docs/stack.md).
+        s += &format!(
+            "settings:\n  oidc:\n    authUrl: https://login.example.com/{name}/authorize\n    tokenUrl: https://login.example.com/{name}/token\n    userInfoUrl: https://login.example.com/{name}/userinfo\n"
+        );
     }
     if production {
         s += &format!(
