@@ -74,6 +74,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the JSON schema of the cluster spec (for editors: yaml-language-server).
     Schema(SchemaArgs),
+    /// Talos: the encrypted secrets bundle of a cluster, and a node's complete machine config.
+    #[command(after_help = EXIT_CODES)]
+    Talos(TalosArgs),
     /// Check a rendered tree against the upstream schemas (CRDs, chart values, core objects).
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
@@ -331,6 +334,75 @@ pub enum SchemaKind {
     Blueprint,
     Catalog,
     Fleet,
+}
+
+/// `kubeprint talos`
+#[derive(Debug, Args)]
+pub struct TalosArgs {
+    #[command(subcommand)]
+    pub command: TalosCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TalosCommand {
+    /// Create, rotate or re-encrypt a cluster's secrets bundle
+    /// (`overlays/clusters/<cluster>/talos-secrets.sops.yaml`).
+    #[command(subcommand)]
+    Secrets(TalosSecretsCommand),
+    /// Print the complete, applyable machine config of one node (base + secrets + node patch)
+    /// on stdout; writes nothing. Pipe it to `talosctl apply-config --file /dev/stdin`.
+    #[command(after_help = EXIT_CODES)]
+    Config(TalosConfigArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TalosSecretsCommand {
+    /// Generate a cluster's secrets bundle, encrypted to fleet.yaml `ageRecipients`.
+    /// Refuses when the bundle exists, unless `--force`.
+    #[command(after_help = EXIT_CODES)]
+    Create(TalosSecretsCreateArgs),
+    /// Re-encrypt a cluster's bundle to the current `ageRecipients` without changing a secret.
+    #[command(after_help = EXIT_CODES)]
+    Rekey(TalosSecretsRekeyArgs),
+}
+
+/// `kubeprint talos secrets create`
+#[derive(Debug, Args)]
+pub struct TalosSecretsCreateArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// Replace an existing bundle with new secrets: every CA, key and token changes, and
+    /// running nodes stop trusting the new configs until they are re-installed or rotated.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// `kubeprint talos secrets rekey`
+#[derive(Debug, Args)]
+pub struct TalosSecretsRekeyArgs {
+    /// The clusters (default: every cluster that has a bundle).
+    pub clusters: Vec<String>,
+    /// An age identity file that opens the current bundles.
+    #[arg(long, env = "SOPS_AGE_KEY_FILE", value_name = "FILE")]
+    pub identity: PathBuf,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// `kubeprint talos config`
+#[derive(Debug, Args)]
+pub struct TalosConfigArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The node (its hostname).
+    pub node: String,
+    /// An age identity file (`age-keygen` output) that opens the cluster's bundle.
+    #[arg(long, env = "SOPS_AGE_KEY_FILE", value_name = "FILE")]
+    pub identity: PathBuf,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[cfg(test)]

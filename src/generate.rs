@@ -96,10 +96,25 @@ pub fn cluster(i: usize) -> (String, String) {
 /// `base` (a blueprint repository's sources) with its clusters replaced by `n` generated ones.
 pub fn fleet(base: &Sources, n: usize) -> Sources {
     let mut sources = base.clone();
+    // Every cluster renders its Talos configs and needs an (encrypted) secrets bundle, which
+    // render copies unread: the generated clusters share one of the base fleet's.
+    let bundle = base
+        .files
+        .iter()
+        .find(|(p, _)| p.starts_with(paths::CLUSTERS) && p.ends_with(crate::talos::SECRETS_FILE))
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| "# generated fleet: no Talos secrets\n".to_string());
     sources.files.retain(|p, _| !p.starts_with(paths::CLUSTERS));
     for i in 0..n {
         let (path, text) = cluster(i);
+        let name = path
+            .trim_start_matches(paths::CLUSTERS)
+            .trim_end_matches(".yaml")
+            .to_string();
         sources.files.insert(path, text);
+        sources
+            .files
+            .insert(crate::talos::secrets_path(&name), bundle.clone());
     }
     sources
 }

@@ -13,6 +13,8 @@ fn pure_modules_do_no_io() {
         ("render/argo.rs", include_str!("render/argo.rs")),
         ("render/lock.rs", include_str!("render/lock.rs")),
         ("render/templates.rs", include_str!("render/templates.rs")),
+        ("render/talos.rs", include_str!("render/talos.rs")),
+        ("talos/assemble.rs", include_str!("talos/assemble.rs")),
         ("tree.rs", include_str!("tree.rs")),
         ("check.rs", include_str!("check.rs")),
         ("drift.rs", include_str!("drift.rs")),

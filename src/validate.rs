@@ -425,6 +425,15 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
             msg,
             "write it as `https://10.20.5.10:6443` or `https://api.example.net:6443`",
         );
+    } else if let Some(first) =
+        addresses.get(crate::render::talos::endpoint_host(&net.api_endpoint))
+    {
+        // The endpoint is the control planes' shared (virtual) address: no node may hold it.
+        v.error(
+            "network.apiEndpoint",
+            format!("the API endpoint address is also the address of `{first}`"),
+            "give the API endpoint its own (virtual) address of the node subnet",
+        );
     }
     if net
         .gateway

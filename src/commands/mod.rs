@@ -7,6 +7,7 @@ mod publish;
 mod render;
 mod schema;
 mod status;
+mod talos;
 mod validate;
 mod watch;
 
@@ -195,6 +196,7 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Render(args) => render::run(args, printer),
         Command::Explain(args) => explain::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
+        Command::Talos(args) => talos::run(args, printer),
         Command::Check(args) => check::run(args, printer),
         Command::Status(args) => status::run(args, printer),
         Command::Watch(args) => watch::run(args, printer),

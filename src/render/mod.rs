@@ -5,6 +5,7 @@
 
 pub mod argo;
 pub mod lock;
+pub mod talos;
 pub mod templates;
 
 use serde_json::json;
@@ -40,6 +41,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Plan(#[from] crate::plan::Error),
+    #[error(transparent)]
+    Talos(#[from] talos::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -98,6 +101,9 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
             path,
             yaml::to_string(&app).into_bytes(),
         )?;
+    }
+    for (path, bytes) in talos::render(plan)? {
+        put(&mut tree, &cluster, "talos", path, bytes)?;
     }
     tree.insert("README.md".into(), readme(plan).into_bytes());
     let lock = Lock::for_tree(plan, &tree);
