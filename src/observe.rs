@@ -269,8 +269,10 @@ pub fn observed_app(app: &Application) -> ObservedApp {
 }
 
 /// The label that names a node's role when `node-role.kubernetes.io/*` is not set
-/// (`control-plane`, `storage` or `worker`); Talos sets no role label on workers.
-pub const ROLE_LABEL: &str = "kubeprint.io/role";
+/// (`control-plane`, `storage` or `worker`): the one the rendered Talos configs put on
+/// workers and storage nodes, since the NodeRestriction admission plugin refuses
+/// `node-role.kubernetes.io/*` labels set by a kubelet.
+pub const ROLE_LABEL: &str = crate::render::talos::ROLE_LABEL;
 /// The zone label.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 

@@ -940,3 +940,32 @@ fn a_generated_fleet_renders_the_full_stack_and_passes_the_schemas() {
         assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
     }
 }
+
+/// Regression: Rook must tolerate exactly the taint the Talos configs put on the dedicated
+/// storage nodes, or no OSD could run there.
+#[test]
+fn ceph_tolerates_the_storage_nodes_taint() {
+    let (key, value, effect) = kubeprint::render::talos::STORAGE_TAINT;
+    let sources =
+        kubeprint::load::load_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let checked = kubeprint::fleet::check(&sources, "2026-11-25".parse().unwrap())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tree = kubeprint::fleet::render_cluster(&checked, "acme-prod").unwrap();
+    let values = kubeprint::yaml::parse(
+        "v",
+        std::str::from_utf8(tree.get("values/rook-ceph-cluster.yaml").unwrap()).unwrap(),
+    )
+    .unwrap()
+    .value;
+    let tolerations = values
+        .pointer("/cephClusterSpec/placement/all/tolerations")
+        .and_then(|t| t.as_array())
+        .unwrap();
+    assert!(
+        tolerations.iter().any(|t| t["key"] == key
+            && t["value"] == value
+            && t["effect"] == effect
+            && t["operator"] == "Equal"),
+        "{tolerations:?}"
+    );
+}

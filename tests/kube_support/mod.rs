@@ -50,7 +50,7 @@ pub fn node(name: &str, role: &str, zone: &str, talos: &str, kubelet: &str) -> V
             labels.insert("node-role.kubernetes.io/control-plane".into(), json!(""));
         }
         other => {
-            labels.insert("kubeprint.io/role".into(), json!(other));
+            labels.insert(kubeprint::observe::ROLE_LABEL.into(), json!(other));
         }
     }
     n["status"]["nodeInfo"]["osImage"] = json!(format!("Talos ({talos})"));
