@@ -11,6 +11,10 @@ use std::time::Instant;
 use kubeprint::diff::{self, ClusterRender, FleetRender, report};
 use kubeprint::{fleet, load};
 
+/// The allocator of the kubeprint binary, so that the figures are the command's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn git(dir: &std::path::Path, args: &[&str]) {
     let st = Command::new("git")
         .current_dir(dir)

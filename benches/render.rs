@@ -8,6 +8,10 @@ use rayon::prelude::*;
 
 use kubeprint::{fleet, generate, load, write};
 
+/// The allocator of the kubeprint binary, so that the figures are the command's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -104,6 +108,15 @@ fn main() {
         second, 0,
         "a re-render with nothing changed must write nothing"
     );
+    // Editing one cluster re-renders and rewrites that cluster only.
+    let spec = fleet_dir.join("overlays/clusters/gen-00007.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("kubeContext:", "settings: {replicas: 3}\nkubeContext:"),
+    )
+    .unwrap();
+    assert_eq!(run("one cluster changed"), 1);
     println!(
         "threads: {}, peak memory: {:.0} MiB",
         rayon::current_num_threads(),

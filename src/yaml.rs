@@ -141,8 +141,23 @@ pub fn parse(file: &str, text: &str) -> Result<Document> {
 
 /// Parses a multi-document YAML text (`---` separated). Empty documents are dropped.
 pub fn parse_all(file: &str, text: &str) -> Result<Vec<Document>> {
+    parse_documents(file, text, true)
+}
+
+/// Like [`parse_all`], without recording the location of every value: for text that
+/// kubeprint produced itself (rendered templates), where a problem is a syntax error whose
+/// position the parser gives anyway. The documents' spans are empty.
+pub fn parse_all_unlocated(file: &str, text: &str) -> Result<Vec<Value>> {
+    Ok(parse_documents(file, text, false)?
+        .into_iter()
+        .map(|d| d.value)
+        .collect())
+}
+
+fn parse_documents(file: &str, text: &str, located: bool) -> Result<Vec<Document>> {
     let mut builder = Builder {
         file,
+        located,
         docs: Vec::new(),
         stack: Vec::new(),
         anchors: BTreeMap::new(),
@@ -296,6 +311,8 @@ enum Frame {
 
 struct Builder<'a> {
     file: &'a str,
+    /// Whether to record spans (paths are built only then).
+    located: bool,
     docs: Vec<Document>,
     stack: Vec<Frame>,
     anchors: BTreeMap<usize, Value>,
@@ -305,6 +322,15 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// The path the next value will have, and records its location.
     fn next_path(&mut self, at: Location) -> Option<String> {
+        if !self.located {
+            // Only whether the next value is a mapping key matters here.
+            return match self.stack.last() {
+                Some(Frame::Map {
+                    pending_key: None, ..
+                }) => None,
+                _ => Some(String::new()),
+            };
+        }
         let spans = &mut self.docs.last_mut()?.spans.0;
         match self.stack.last() {
             None => {

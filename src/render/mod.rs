@@ -179,14 +179,15 @@ fn render_manifests(
                 template: name.clone(),
                 message,
             })?;
-            let docs = yaml::parse_all(&path, &body).map_err(|e| templates::Error::Output {
-                template: name.clone(),
-                message: format!("{e} (cluster `{cluster}`)"),
-            })?;
+            let docs =
+                yaml::parse_all_unlocated(&path, &body).map_err(|e| templates::Error::Output {
+                    template: name.clone(),
+                    message: format!("{e} (cluster `{cluster}`)"),
+                })?;
             if docs.is_empty() {
                 continue;
             }
-            let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
+            let values: Vec<&Value> = docs.iter().collect();
             put(
                 tree,
                 cluster,
