@@ -39,6 +39,8 @@ pub struct Report {
     pub core_objects: usize,
     /// Values files checked against their chart.
     pub values_files: usize,
+    /// Talos machine config documents checked against the Talos schema of their version.
+    pub talos_documents: usize,
     /// Kinds found that no schema here covers, with their count.
     pub unchecked_kinds: BTreeMap<String, usize>,
 }
@@ -609,7 +611,36 @@ pub fn check_tree(files: &BTreeMap<String, Vec<u8>>, schemas: &Schemas) -> Repor
         }
     }
 
+    // The Talos version, from the installer image of a base config (`...installer:v1.13.9`).
+    let talos_minor = parsed
+        .iter()
+        .filter(|(p, _)| p.starts_with("talos/"))
+        .flat_map(|(_, docs)| docs.iter())
+        .find_map(|d| {
+            d.value
+                .pointer("/machine/install/image")
+                .and_then(Value::as_str)
+        })
+        .and_then(|image| image.rsplit(':').next())
+        .and_then(|tag| crate::model::cluster::minor_of(tag.trim_start_matches('v')));
+
     for (path, docs) in &parsed {
+        if path.starts_with("talos/") {
+            let values: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+            report.talos_documents += values.len();
+            let problems = match &talos_minor {
+                Some(minor) => crate::talos::schema::validate(minor, &values),
+                None => vec!["no base config names the Talos installer image, so the Talos version is unknown".into()],
+            };
+            for message in problems {
+                report.problems.push(Problem {
+                    location: path.to_string(),
+                    object: None,
+                    message,
+                });
+            }
+            continue;
+        }
         if let Some(chart) = values_chart.get(*path) {
             let doc = docs.first();
             let empty = Value::Object(Default::default());
@@ -627,7 +658,7 @@ pub fn check_tree(files: &BTreeMap<String, Vec<u8>>, schemas: &Schemas) -> Repor
             }
             continue;
         }
-        if path.starts_with("values/") || path.starts_with("talos/") {
+        if path.starts_with("values/") {
             continue;
         }
         for doc in docs {
@@ -886,5 +917,25 @@ mod tests {
         assert!(v.is_valid(&json!({"a": null, "p": 3, "free": {"other": 1}})));
         assert!(v.is_valid(&json!({"p": "50%"})));
         assert!(!v.is_valid(&json!({"b": 1})));
+    }
+
+    #[test]
+    fn talos_documents_are_checked_against_their_version() {
+        let base = "version: v1alpha1\nmachine:\n  type: worker\n  install:\n    image: ghcr.io/siderolabs/installer:v1.13.9\n    disk: /dev/sda\n";
+        let good = check_tree(&tree(&[("talos/worker.yaml", base)]), Schemas::embedded());
+        assert_eq!(good.talos_documents, 1);
+        assert!(good.problems.is_empty(), "{:?}", good.problems);
+        let bad = format!(
+            "{base}  instal: {{}}\n---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: x\nauto: nope\n"
+        );
+        let report = check_tree(&tree(&[("talos/worker.yaml", &bad)]), Schemas::embedded());
+        assert_eq!(report.talos_documents, 2);
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert!(
+            report
+                .problems
+                .iter()
+                .all(|p| p.location == "talos/worker.yaml")
+        );
     }
 }

@@ -27,6 +27,7 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result {
         totals.custom_resources += report.custom_resources;
         totals.core_objects += report.core_objects;
         totals.values_files += report.values_files;
+        totals.talos_documents += report.talos_documents;
         for (k, n) in report.unchecked_kinds {
             *totals.unchecked_kinds.entry(k).or_default() += n;
         }
@@ -52,11 +53,12 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result {
                 .map(|(k, n)| format!("{k} ({n})"))
                 .collect();
             printer.status(&format!(
-                "checked {} tree(s): {} custom resources, {} core objects, {} values files; {} problem(s){}",
+                "checked {} tree(s): {} custom resources, {} core objects, {} values files, {} Talos documents; {} problem(s){}",
                 trees.len(),
                 totals.custom_resources,
                 totals.core_objects,
                 totals.values_files,
+                totals.talos_documents,
                 totals.problems.len(),
                 if unchecked.is_empty() { String::new() } else { format!("; no schema for {}", unchecked.join(", ")) },
             ));
