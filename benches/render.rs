@@ -8,41 +8,20 @@ use rayon::prelude::*;
 
 use kubeprint::{fleet, generate, load, write};
 
+#[path = "common.rs"]
+mod common;
+use common::{cpu_seconds, peak_rss_mib};
+
 /// The allocator of the kubeprint binary, so that the figures are the command's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// User plus system CPU seconds of this process so far (less sensitive to other load
-/// on the machine than wall-clock time).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the command name: state is field 0, utime 11, stime 12; 100 ticks a second.
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn main() {
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1000);
-    let today = "2026-11-25".parse().unwrap();
+    let today = common::TODAY.parse().unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(repo).expect("the repository is a blueprint repository");
 
@@ -55,11 +34,7 @@ fn main() {
     };
     println!("working in {}", work.path().display());
     let fleet_dir = work.path().join("fleet");
-    for (path, text) in &generate::fleet(&base, n).files {
-        let p = fleet_dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    common::write_dir(&generate::fleet(&base, n), &fleet_dir);
     let out = work.path().join("rendered");
 
     let run = |label: &str| {
