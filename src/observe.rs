@@ -81,7 +81,7 @@ pub fn install_crypto_provider() {
 #[derive(Clone)]
 pub enum Access {
     Kubeconfig {
-        config: Box<Kubeconfig>,
+        config: Arc<Kubeconfig>,
         source: String,
     },
     InCluster,
@@ -106,7 +106,7 @@ impl Access {
                 source,
             })?;
             return Ok(Access::Kubeconfig {
-                config: Box::new(config),
+                config: Arc::new(config),
                 source: path.display().to_string(),
             });
         }
@@ -115,7 +115,7 @@ impl Access {
                 .map_err(Error::KubeconfigEnv)?
                 .ok_or(Error::NoAccess)?;
             return Ok(Access::Kubeconfig {
-                config: Box::new(config),
+                config: Arc::new(config),
                 source: "KUBECONFIG".into(),
             });
         }
@@ -128,7 +128,7 @@ impl Access {
                         source,
                     })?;
                 return Ok(Access::Kubeconfig {
-                    config: Box::new(config),
+                    config: Arc::new(config),
                     source: default.display().to_string(),
                 });
             }
@@ -147,7 +147,7 @@ impl Access {
                     context: Some(context.to_string()),
                     ..Default::default()
                 };
-                Config::from_custom_kubeconfig((**config).clone(), &options)
+                Config::from_custom_kubeconfig(context_only(config, context), &options)
                     .await
                     .map_err(|source| Error::Context {
                         cluster: cluster.into(),
@@ -160,11 +160,138 @@ impl Access {
         config.connect_timeout = Some(Duration::from_secs(5));
         // Watches stream for minutes: the liveness probe, not a read timeout, finds dead peers.
         config.read_timeout = None;
-        Client::try_from(config).map_err(|source| Error::Client {
+        let client = if config.auth_info.exec.is_some() || config.proxy_url.is_some() {
+            // An exec plugin may hand out a client certificate, a proxy needs its own
+            // connector: kube's own stack, one per cluster.
+            Client::try_from(config)
+        } else {
+            shared_stack_client(config)
+        };
+        client.map_err(|source| Error::Client {
             cluster: cluster.into(),
             source,
         })
     }
+}
+
+/// The part of a kubeconfig that `context` uses: the context, its cluster and its user.
+/// Cloning the whole kubeconfig for each cluster costs time and memory quadratic in the
+/// fleet's size. When the context is not there, the whole kubeconfig, so that kube's error
+/// says so.
+fn context_only(config: &Kubeconfig, context: &str) -> Kubeconfig {
+    let Some(named) = config.contexts.iter().find(|c| c.name == context) else {
+        return config.clone();
+    };
+    let (cluster, user) = named
+        .context
+        .as_ref()
+        .map(|c| (Some(c.cluster.as_str()), c.user.as_deref()))
+        .unwrap_or((None, None));
+    Kubeconfig {
+        preferences: config.preferences.clone(),
+        clusters: config
+            .clusters
+            .iter()
+            .filter(|c| Some(c.name.as_str()) == cluster)
+            .cloned()
+            .collect(),
+        auth_infos: config
+            .auth_infos
+            .iter()
+            .filter(|a| Some(a.name.as_str()) == user)
+            .cloned()
+            .collect(),
+        contexts: vec![named.clone()],
+        current_context: Some(context.to_string()),
+        extensions: config.extensions.clone(),
+        kind: config.kind.clone(),
+        api_version: config.api_version.clone(),
+        other: config.other.clone(),
+    }
+}
+
+/// The HTTP client (connector, TLS configuration, connection pool) that clusters with the
+/// same TLS settings share.
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_timeout::TimeoutConnector<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    >,
+    kube::client::Body,
+>;
+
+/// The HTTP clients built so far, by digest of their TLS settings (see [`tls_key`]).
+static HTTP_CLIENTS: Mutex<BTreeMap<String, HttpClient>> = Mutex::new(BTreeMap::new());
+
+/// Largest read buffer of one HTTP/1 connection. hyper grows a connection's buffer up to
+/// about 400 KiB while a large list streams in and keeps it for the life of the
+/// connection, which then carries a watch that is idle most of the time: with three
+/// connections per cluster that was most of the watcher's memory.
+const HTTP1_MAX_BUF: usize = 16 * 1024;
+
+/// A digest of everything the TLS configuration is built from: the CA, client certificate
+/// and key, server name. A digest, so that the cache holds no key material of its own.
+fn tls_key(config: &Config) -> String {
+    use sha2::Digest as _;
+    let auth = kube::config::AuthInfo {
+        client_certificate: config.auth_info.client_certificate.clone(),
+        client_certificate_data: config.auth_info.client_certificate_data.clone(),
+        client_key: config.auth_info.client_key.clone(),
+        client_key_data: config.auth_info.client_key_data.clone(),
+        ..Default::default()
+    };
+    let material = serde_json::json!({
+        "ca": config.root_cert.as_ref().map(|certs| certs.iter().map(hex::encode).collect::<Vec<_>>()),
+        "caFile": config.root_cert_file,
+        "insecure": config.accept_invalid_certs,
+        "serverName": config.tls_server_name,
+        "auth": auth,
+        "connectTimeout": config.connect_timeout.map(|d| d.as_millis() as u64),
+    });
+    hex::encode(sha2::Sha256::digest(material.to_string()))
+}
+
+/// A kube client whose HTTP layer is shared with the other clusters of the same TLS
+/// settings. `kube::Client::try_from(Config)` builds a whole stack per cluster, and with
+/// no CA in the kubeconfig its TLS verifier loads the system's trust store again each
+/// time (about 110 KiB per cluster); the per-cluster part here is only the base URI,
+/// the credentials, extra headers and retries, as kube layers them.
+fn shared_stack_client(config: Config) -> Result<Client, kube::Error> {
+    use kube::client::ConfigExt as _;
+    use tower::ServiceBuilder;
+
+    let key = tls_key(&config);
+    let http = {
+        let mut clients = HTTP_CLIENTS.lock().expect("HTTP clients lock");
+        match clients.get(&key) {
+            Some(http) => http.clone(),
+            None => {
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.enforce_http(false);
+                let connector = config.rustls_https_connector_with_connector(connector)?;
+                let mut connector = hyper_timeout::TimeoutConnector::new(connector);
+                connector.set_connect_timeout(config.connect_timeout);
+                connector.set_read_timeout(config.read_timeout);
+                connector.set_write_timeout(config.write_timeout);
+                connector.set_reset_reader_on_write(config.reset_reader_on_write);
+                let http: HttpClient =
+                    hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .http1_max_buf_size(HTTP1_MAX_BUF)
+                        .build(connector);
+                clients.insert(key, http.clone());
+                http
+            }
+        }
+    };
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.default_retry.then(|| {
+            tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry())
+        }))
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(http);
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace).build())
 }
 
 /// An Argo CD `Application` (`argoproj.io/v1alpha1`), only the fields drift reads.
