@@ -831,3 +831,97 @@ fn apply_event<K, V>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: "https://a.example:6443", certificate-authority-data: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClkyRXRZUT09Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"}
+- name: b
+  cluster: {server: "https://b.example:6443", certificate-authority-data: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClkyRXRZUT09Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"}
+- name: c
+  cluster: {server: "https://c.example:6443", certificate-authority-data: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClkyRXRZdz09Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"}
+users:
+- name: ua
+  user: {token: secret-a}
+- name: ub
+  user: {token: secret-b}
+contexts:
+- name: ctx-a
+  context: {cluster: a, user: ua}
+- name: ctx-b
+  context: {cluster: b, user: ub}
+- name: ctx-c
+  context: {cluster: c, user: ua}
+"#;
+
+    fn kubeconfig() -> Kubeconfig {
+        Kubeconfig::from_yaml(KUBECONFIG).unwrap()
+    }
+
+    #[test]
+    fn context_only_keeps_the_context_its_cluster_and_its_user() {
+        let kc = context_only(&kubeconfig(), "ctx-b");
+        assert_eq!(kc.contexts.len(), 1);
+        assert_eq!(kc.contexts[0].name, "ctx-b");
+        assert_eq!(
+            kc.clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(
+            kc.auth_infos
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["ub"]
+        );
+        assert_eq!(kc.current_context.as_deref(), Some("ctx-b"));
+        // An unknown context keeps everything, so that kube names it in its error.
+        assert_eq!(context_only(&kubeconfig(), "nope").contexts.len(), 3);
+    }
+
+    async fn config(context: &str) -> Config {
+        let options = KubeConfigOptions {
+            context: Some(context.into()),
+            ..Default::default()
+        };
+        Config::from_custom_kubeconfig(context_only(&kubeconfig(), context), &options)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn clusters_share_an_http_client_only_with_the_same_tls_settings() {
+        let (a, b, c) = (
+            config("ctx-a").await,
+            config("ctx-b").await,
+            config("ctx-c").await,
+        );
+        // Same CA, other server and other token: the TLS settings are the same.
+        assert_eq!(tls_key(&a), tls_key(&b));
+        // Another CA.
+        assert_ne!(tls_key(&a), tls_key(&c));
+        let mut insecure = config("ctx-a").await;
+        insecure.accept_invalid_certs = true;
+        assert_ne!(tls_key(&a), tls_key(&insecure));
+        let mut named = config("ctx-a").await;
+        named.tls_server_name = Some("kubernetes".into());
+        assert_ne!(tls_key(&a), tls_key(&named));
+        let mut with_key = config("ctx-a").await;
+        with_key.auth_info.client_certificate_data = Some("Y2VydA==".into());
+        let mut other_key = with_key.clone();
+        with_key.auth_info.client_key_data = Some("a2V5LTE=".to_string().into());
+        other_key.auth_info.client_key_data = Some("a2V5LTI=".to_string().into());
+        assert_ne!(tls_key(&with_key), tls_key(&other_key));
+        // The key is a digest: no credential in it.
+        assert!(!tls_key(&with_key).contains("a2V5"));
+    }
+}
