@@ -924,4 +924,81 @@ contexts:
         // The key is a digest: no credential in it.
         assert!(!tls_key(&with_key).contains("a2V5"));
     }
+
+    /// A TLS server for `127.0.0.1` whose certificate a fresh CA signed; it answers every
+    /// request with a `/version` body. Returns its address and the CA in PEM.
+    async fn tls_version_server() -> (std::net::SocketAddr, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let server = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body = r#"{"major":"1","minor":"36","gitVersion":"v1.36.3","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":""}"#;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (addr, ca.pem())
+    }
+
+    fn tls_access(addr: std::net::SocketAddr, ca_pem: &str) -> Access {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"https://{addr}\", certificate-authority-data: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: ctx\n  context: {{cluster: t, user: u}}\n"
+        );
+        Access::Kubeconfig {
+            config: Arc::new(Kubeconfig::from_yaml(&yaml).unwrap()),
+            source: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shared_stack_verifies_the_server_against_the_kubeconfig_ca() {
+        install_crypto_provider();
+        let (addr, ca) = tls_version_server().await;
+        let client = tls_access(addr, &ca).client("t", "ctx").await.unwrap();
+        let version = client.apiserver_version().await.unwrap();
+        assert_eq!(version.git_version, "v1.36.3");
+
+        // Another CA: the handshake fails.
+        let (_, other_ca) = tls_version_server().await;
+        let client = tls_access(addr, &other_ca)
+            .client("t", "ctx")
+            .await
+            .unwrap();
+        let err = client.apiserver_version().await.unwrap_err();
+        let chain = error_chain(&err);
+        assert!(chain.to_lowercase().contains("certificate"), "{chain}");
+    }
 }
