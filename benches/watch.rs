@@ -21,6 +21,11 @@ use kubeprint::observe::{self, Access, SharedObserved, Target, WatchTiming};
 use kubeprint::serve::ServeState;
 use support::ApiServer;
 
+/// The allocator of the `kubeprint` binary (`src/main.rs`), so that the memory measured
+/// is the one `kubeprint watch` uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const APPS: usize = 20;
 const NODES: usize = 10;
 const REV: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
