@@ -152,3 +152,31 @@ fn the_pull_request_comment_is_cut_with_a_note() {
         "the summary table comes first: {stdout}"
     );
 }
+
+/// A change to one cluster's spec re-renders that cluster only (the others have the same
+/// inputs hash on both sides) and reports the others unchanged.
+#[test]
+fn a_change_to_one_cluster_shows_that_cluster_only() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    edit(
+        &fleet.join("overlays/clusters/acme-prod.yaml"),
+        "retention: 45d",
+        "retention: 60d",
+    );
+    env.commit_all(&fleet, "acme-prod keeps metrics longer");
+    let (stdout, stderr, code) = diff(&env, &fleet, &["--base", "main~1", "--output", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{stdout}");
+    assert_eq!(groups[0]["clusters"], serde_json::json!(["acme-prod"]));
+    let unchanged: Vec<&str> = json["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(unchanged, ["globex-dev", "initech-prod"], "{stdout}");
+    assert!(stdout.contains("60d"), "{stdout}");
+}

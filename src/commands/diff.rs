@@ -1,11 +1,14 @@
 //! `kubeprint diff`: render two revisions of the blueprints and compare every cluster.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::Path;
 
 use kubeprint::diff::report::{self, Side};
 use kubeprint::diff::{self, ClusterRender, FleetRender};
 use kubeprint::model::Sources;
+use kubeprint::render::lock::inputs_hash;
+use kubeprint::tree::RenderedTree;
 use kubeprint::{fleet, load};
 
 use super::{CommandError, ExitStatus, Printer, Result, today};
@@ -27,15 +30,14 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result {
         ),
     };
     let day = today(&args.fleet);
-    let base = render_side("base", &args.base, &base_sources, day, &args.clusters, None)?;
-    let head = render_side(
-        "head",
-        &head_label,
-        &head_sources,
-        day,
-        &args.clusters,
-        Some(printer),
-    )?;
+    let base_checked =
+        fleet::check(&base_sources, day).map_err(|e| side_error("base", &args.base, e))?;
+    let head_checked =
+        fleet::check(&head_sources, day).map_err(|e| side_error("head", &head_label, e))?;
+    printer.diagnostics(&head_checked.warnings);
+    let same = same_inputs(&base_checked, &head_checked);
+    let base = render_side("base", &args.base, &base_checked, &args.clusters, &same)?;
+    let head = render_side("head", &head_label, &head_checked, &args.clusters, &same)?;
     if !args.clusters.is_empty() {
         for name in &args.clusters {
             if !base.contains_key(name) && !head.contains_key(name) {
@@ -104,26 +106,47 @@ fn load_error(which: &str, rev: &str, err: load::Error) -> CommandError {
     }
 }
 
+/// Clusters whose inputs hash (tool version, shared inputs, tier and own files) is the
+/// same on both sides: render is pure, so their trees are equal and need no rendering.
+fn same_inputs(base: &fleet::Checked, head: &fleet::Checked) -> BTreeSet<String> {
+    base.fleet
+        .clusters
+        .iter()
+        .filter(|(name, spec)| {
+            head.fleet.clusters.get(*name).is_some_and(|h| {
+                h.value.tier == spec.value.tier
+                    && inputs_hash(&base.fleet, name, &spec.value.tier)
+                        == inputs_hash(&head.fleet, name, &h.value.tier)
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Renders one side; clusters in `same` get an empty tree on both sides (no change).
 fn render_side(
     which: &str,
     label: &str,
-    sources: &Sources,
-    day: jiff::civil::Date,
+    checked: &fleet::Checked,
     only: &[String],
-    warnings: Option<&Printer>,
+    same: &BTreeSet<String>,
 ) -> Result<FleetRender> {
-    let checked = fleet::check(sources, day).map_err(|e| side_error(which, label, e))?;
-    if let Some(printer) = warnings {
-        printer.diagnostics(&checked.warnings);
-    }
-    let names: Vec<String> = checked
+    let selected: Vec<String> = checked
         .fleet
         .clusters
         .keys()
         .filter(|n| only.is_empty() || only.contains(n))
         .cloned()
         .collect();
-    let trees = fleet::render_all(&checked, &names).map_err(|e| side_error(which, label, e))?;
+    let names: Vec<String> = selected
+        .iter()
+        .filter(|n| !same.contains(*n))
+        .cloned()
+        .collect();
+    let mut trees = fleet::render_all(checked, &names).map_err(|e| side_error(which, label, e))?;
+    for name in selected.iter().filter(|n| same.contains(*n)) {
+        trees.insert(name.clone(), RenderedTree::default());
+    }
     Ok(trees
         .into_iter()
         .map(|(name, tree)| {
