@@ -213,27 +213,31 @@ fn swap(a: &Path, b: &Path) -> Result<()> {
     }
 }
 
-/// Removes `out/<dir>` trees that kubeprint wrote (they hold a lock) for clusters no longer
-/// in the fleet; returns their names.
-pub fn remove_stale(out: &Path, keep: &[String]) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// The `out/<dir>` trees that kubeprint wrote (they hold a lock) for clusters not in
+/// `keep`, in name order.
+pub fn stale_trees(out: &Path, keep: &[String]) -> Vec<String> {
     let Ok(entries) = fs_err::read_dir(out) else {
-        return Ok(removed);
+        return Vec::new();
     };
-    let mut names: Vec<String> = entries
+    let mut stale: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !n.starts_with('.') && !keep.contains(n) && out.join(n).join(LOCK_FILE).is_file()
+        })
         .collect();
-    names.sort();
-    for name in names {
-        let dir = out.join(&name);
-        if name.starts_with('.') || keep.contains(&name) || !dir.join(LOCK_FILE).is_file() {
-            continue;
-        }
+    stale.sort();
+    stale
+}
+
+/// Removes the [`stale_trees`]; returns their names.
+pub fn remove_stale(out: &Path, keep: &[String]) -> Result<Vec<String>> {
+    let stale = stale_trees(out, keep);
+    for name in &stale {
+        let dir = out.join(name);
         fs_err::remove_dir_all(&dir).map_err(io(&dir))?;
-        removed.push(name);
     }
-    Ok(removed)
+    Ok(stale)
 }
 
 /// The clusters of `names` whose tree in `out` is current (see [`is_current`]), checked in

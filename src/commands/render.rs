@@ -51,7 +51,7 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
             }
         }
         if everything {
-            for stale in stale_trees(&args.out, &names) {
+            for stale in write::stale_trees(&args.out, &names) {
                 report.push((stale, Difference::Extra(String::new())));
             }
         }
@@ -114,23 +114,6 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
         )),
     }
     Ok(ExitStatus::Success)
-}
-
-fn stale_trees(out: &std::path::Path, keep: &[String]) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Vec::new();
-    };
-    let mut stale: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            !n.starts_with('.')
-                && !keep.contains(n)
-                && out.join(n).join(kubeprint::render::LOCK_FILE).is_file()
-        })
-        .collect();
-    stale.sort();
-    stale
 }
 
 fn print_check(args: &RenderArgs, printer: &Printer, report: &[(String, Difference)]) {

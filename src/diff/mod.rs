@@ -220,26 +220,7 @@ fn whole_tree(tree: &RenderedTree, status: Status) -> Vec<FileChange> {
     tree.files
         .iter()
         .filter(|(p, _)| p.as_str() != LOCK_FILE)
-        .map(|(path, bytes)| {
-            let objects = match k8s_objects(path, bytes) {
-                Some(objs) => objs
-                    .into_keys()
-                    .map(|key| ObjectChange {
-                        key,
-                        status,
-                        fields: Vec::new(),
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            FileChange {
-                path: path.clone(),
-                status,
-                objects,
-                fields: Vec::new(),
-                text: None,
-            }
-        })
+        .map(|(path, bytes)| added_or_removed(path, bytes, status))
         .collect()
 }
 
