@@ -1,6 +1,7 @@
 //! Diff N generated clusters (default 1,000) between two commits of a blueprint repository
 //! that change one blueprint value: both sides loaded from git objects, validated, rendered
 //! and compared, then the markdown comment built. Run: `cargo bench --bench diff`.
+#![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 #[path = "common.rs"]
 mod common;

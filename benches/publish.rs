@@ -1,6 +1,7 @@
 //! Publish N generated clusters (default 200) to local bare repositories over `file://`:
 //! the first publish, then a re-publish with nothing changed (no commit, no push).
 //! Run: `cargo bench --bench publish` (`-- 500` for another N).
+#![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 #[path = "common.rs"]
 mod common;

@@ -1,6 +1,7 @@
 //! Render and write a generated fleet of N clusters (default 1,000) with the repository's
 //! own blueprints; then re-render with nothing changed. Prints clusters per second and
 //! peak memory. Run: `cargo bench --bench render` (`-- 200` for another N).
+#![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 use std::time::Instant;
 

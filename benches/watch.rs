@@ -6,9 +6,13 @@
 //! the watcher's peak memory (VmHWM of this process; the double runs in its own).
 //!
 //! `cargo bench --bench watch` (`BENCH_CLUSTERS=N` to change the fleet size).
+#![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
-#[path = "../tests/kube_support/mod.rs"]
+#[path = "common.rs"]
+mod common;
+#[path = "../tests/it/support/kube/mod.rs"]
 mod support;
+use common::TODAY;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

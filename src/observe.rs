@@ -399,14 +399,12 @@ pub fn observed_app(app: &Application) -> ObservedApp {
 /// (`control-plane`, `storage` or `worker`): the one the rendered Talos configs put on
 /// workers and storage nodes, since the NodeRestriction admission plugin refuses
 /// `node-role.kubernetes.io/*` labels set by a kubelet.
-pub const ROLE_LABEL: &str = crate::render::talos::ROLE_LABEL;
-/// The zone label.
-pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+pub use crate::model::labels::{ROLE_LABEL, ZONE_LABEL};
 
 /// What drift reads of a Node.
 pub fn observed_node(node: &Node) -> ObservedNode {
     let labels = node.metadata.labels.clone().unwrap_or_default();
-    let role = if labels.contains_key("node-role.kubernetes.io/control-plane") {
+    let role = if labels.contains_key(crate::model::labels::CONTROL_PLANE_LABEL) {
         Some(Role::ControlPlane)
     } else if labels.contains_key("node-role.kubernetes.io/storage") {
         Some(Role::Storage)

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::digest;
 use crate::git::{self, Credentials, DisplaySafeUrl, Identity};
+use crate::lock::{LOCK_FILE, Lock};
 use crate::model::Revision;
-use crate::render::{LOCK_FILE, Lock};
 use crate::tree::RenderedTree;
 
 /// Why a cluster was not published.

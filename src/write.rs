@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::render::{LOCK_FILE, Lock};
+use crate::lock::{LOCK_FILE, Lock};
 use crate::tree::RenderedTree;
 
 /// Errors writing a tree.
@@ -256,7 +256,7 @@ pub fn current_clusters(
                 .get(n)
                 .map(|c| c.value.tier.as_str())
                 .unwrap_or("");
-            let hash = crate::render::lock::inputs_hash(fleet, n, tier);
+            let hash = crate::lock::inputs_hash(fleet, n, tier);
             (n.clone(), is_current(out, n, &hash))
         })
         .collect();

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use kubeprint::diff::report::{self, Side};
 use kubeprint::diff::{self, ClusterRender, FleetRender};
+use kubeprint::lock::inputs_hash;
 use kubeprint::model::Sources;
-use kubeprint::render::lock::inputs_hash;
 use kubeprint::tree::RenderedTree;
 use kubeprint::{fleet, load};
 

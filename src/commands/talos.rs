@@ -91,6 +91,7 @@ fn create(args: TalosSecretsCreateArgs, printer: &Printer) -> Result {
         cluster,
         &checked.fleet.settings.value.age_recipients,
         jiff::Timestamp::now(),
+        &mut rand::rngs::OsRng,
     )?;
     write_atomic(&path, &text)?;
     printer.status(&format!(
@@ -134,7 +135,14 @@ fn rekey(args: TalosSecretsRekeyArgs, printer: &Printer) -> Result {
         };
         texts.push((
             cluster,
-            talos::rekey(cluster, text, &ids, recipients, jiff::Timestamp::now())?,
+            talos::rekey(
+                cluster,
+                text,
+                &ids,
+                recipients,
+                jiff::Timestamp::now(),
+                &mut rand::rngs::OsRng,
+            )?,
         ));
     }
     for (cluster, text) in texts {

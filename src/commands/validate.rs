@@ -13,7 +13,7 @@ pub fn run(args: ValidateArgs, printer: &Printer) -> Result {
         Ok(fleet) => {
             let mut diags = validate::validate(&fleet, date);
             if !diags.has_errors()
-                && let Err(e) = kubeprint::render::templates::Templates::new(&fleet)
+                && let Err(e) = kubeprint::templates::Templates::new(&fleet)
             {
                 diags.push(kubeprint::diagnostics::Diagnostic::error(
                     String::new(),

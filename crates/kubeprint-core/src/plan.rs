@@ -1,0 +1,448 @@
+//! The overlay merge: blueprint defaults ◀ tier ◀ cluster, with the origin of every value.
+//!
+//! One rule set everywhere: mappings merge key by key, lists and scalars replace, and a
+//! `null` removes the key. Each value remembers the layer and `file:line:column` that set
+//! it, which `kubeprint explain` prints.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Component, Fleet, Sourced, Tier, cluster::ClusterSpec};
+use crate::templates::Templates;
+use crate::yaml::{self, Spans, Value, child_path};
+
+/// Errors while planning a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cluster `{cluster}`: tier `{tier}` does not exist")]
+    UnknownTier {
+        cluster: String,
+        tier: String,
+        location: String,
+    },
+    #[error("{location}: component `{component}` does not exist")]
+    UnknownComponent {
+        component: String,
+        location: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Template(#[from] crate::templates::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The layer a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    Blueprint,
+    BlueprintTemplate,
+    Tier,
+    Cluster,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub layer: Layer,
+    /// `file:line:column` (for templates, the line of the rendered output).
+    pub location: String,
+}
+
+/// A merged value tree and the origin of each of its values, by path (`a.b[0]` style).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Merged {
+    pub value: Value,
+    pub origins: BTreeMap<String, Origin>,
+}
+
+impl Merged {
+    /// An empty mapping.
+    pub fn new() -> Self {
+        Merged {
+            value: Value::Object(Default::default()),
+            origins: BTreeMap::new(),
+        }
+    }
+
+    /// Merges `layer` over this tree. `spans` locate the layer's values in `file`, whose
+    /// paths are `prefix` + the path inside the merged tree.
+    pub fn merge(&mut self, layer: &Value, origin: Layer, file: &str, spans: &Spans, prefix: &str) {
+        let at = |path: &str| Origin {
+            layer: origin,
+            location: format!("{file}:{}", spans.locate(&join(prefix, path))),
+        };
+        merge_into(&mut self.value, layer, "", &mut self.origins, &at);
+    }
+
+    /// The value at a dotted path (`a.b.c`, `list[0]`) and its origin.
+    pub fn lookup(&self, path: &str) -> Option<(&Value, Option<&Origin>)> {
+        let mut v = &self.value;
+        for seg in split_path(path) {
+            v = match seg {
+                Seg::Key(k) => v.as_object()?.get(k)?,
+                Seg::Index(i) => v.as_array()?.get(i)?,
+            };
+        }
+        // The origin of a value is its own, or that of the nearest ancestor that set it whole.
+        let mut p = path;
+        loop {
+            if let Some(o) = self.origins.get(p) {
+                return Some((v, Some(o)));
+            }
+            match yaml::parent_path(p) {
+                Some(parent) => p = parent,
+                None => return Some((v, None)),
+            }
+        }
+    }
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (_, true) => prefix.to_string(),
+        _ if path.starts_with('[') => format!("{prefix}{path}"),
+        _ => format!("{prefix}.{path}"),
+    }
+}
+
+fn merge_into(
+    base: &mut Value,
+    layer: &Value,
+    path: &str,
+    origins: &mut BTreeMap<String, Origin>,
+    at: &dyn Fn(&str) -> Origin,
+) {
+    match (base, layer) {
+        (Value::Object(base_map), Value::Object(layer_map)) => {
+            for (key, lv) in layer_map {
+                let child = child_path(path, key);
+                if lv.is_null() {
+                    base_map.shift_remove(key);
+                    remove_origins(origins, &child);
+                    continue;
+                }
+                match base_map.get_mut(key) {
+                    Some(bv) if bv.is_object() && lv.is_object() => {
+                        merge_into(bv, lv, &child, origins, at)
+                    }
+                    _ => {
+                        remove_origins(origins, &child);
+                        let mut v = lv.clone();
+                        strip_nulls(&mut v);
+                        record_origins(&v, &child, origins, at);
+                        base_map.insert(key.clone(), v);
+                    }
+                }
+            }
+        }
+        (base, layer) => {
+            remove_origins(origins, path);
+            *base = layer.clone();
+            record_origins(layer, path, origins, at);
+        }
+    }
+}
+
+/// A null inside a newly added mapping removes nothing and means nothing: drop it.
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, v| !v.is_null());
+        m.values_mut().for_each(strip_nulls);
+    }
+}
+
+fn record_origins(
+    v: &Value,
+    path: &str,
+    origins: &mut BTreeMap<String, Origin>,
+    at: &dyn Fn(&str) -> Origin,
+) {
+    origins.insert(path.to_string(), at(path));
+    if let Value::Object(m) = v {
+        for (k, child) in m {
+            record_origins(child, &child_path(path, k), origins, at);
+        }
+    }
+}
+
+fn remove_origins(origins: &mut BTreeMap<String, Origin>, path: &str) {
+    let dotted = format!("{path}.");
+    let indexed = format!("{path}[");
+    origins.retain(|k, _| k != path && !k.starts_with(&dotted) && !k.starts_with(&indexed));
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_path(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if !key.is_empty() {
+            out.push(Seg::Key(key));
+        }
+        while let Some(end) = rest.find(']') {
+            if let Ok(i) = rest[1..end].parse() {
+                out.push(Seg::Index(i));
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    out
+}
+
+/// One component as it will be deployed to one cluster.
+#[derive(Debug, Clone)]
+pub struct PlannedComponent<'f> {
+    pub component: &'f Component,
+    /// Helm values after every layer.
+    pub values: Merged,
+}
+
+/// Everything render needs for one cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan<'f> {
+    pub fleet: &'f Fleet,
+    pub spec: &'f Sourced<ClusterSpec>,
+    pub tier_name: &'f str,
+    pub tier: &'f Sourced<Tier>,
+    /// Tier settings ◀ cluster settings.
+    pub settings: Merged,
+    /// What every template of this cluster sees (see `Templates::cluster_context`).
+    pub context: minijinja::Value,
+    /// Enabled components, in (sync wave, name) order.
+    pub components: Vec<PlannedComponent<'f>>,
+    /// Components turned off, with the origin of that decision.
+    pub disabled: Vec<(String, Origin)>,
+}
+
+impl ClusterPlan<'_> {
+    pub fn name(&self) -> &str {
+        &self.spec.value.name
+    }
+}
+
+/// Plans one cluster: merges settings and every component's values.
+pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Result<ClusterPlan<'f>> {
+    let spec = &fleet.clusters[cluster];
+    let tier_name = spec.value.tier.as_str();
+    let Some(tier) = fleet.tiers.get(tier_name) else {
+        return Err(Error::UnknownTier {
+            cluster: cluster.to_string(),
+            tier: tier_name.to_string(),
+            location: spec.at("tier"),
+        });
+    };
+    for (source, overrides) in [
+        (&tier.file, &tier.value.components),
+        (&spec.file, &spec.value.components),
+    ] {
+        let spans = if *source == tier.file {
+            &tier.spans
+        } else {
+            &spec.spans
+        };
+        for name in overrides.keys() {
+            if !fleet.components.contains_key(name) {
+                let names: Vec<String> = fleet.components.keys().cloned().collect();
+                return Err(Error::UnknownComponent {
+                    component: name.clone(),
+                    location: format!("{source}:{}", spans.locate(&format!("components.{name}"))),
+                    hint: yaml::did_you_mean(name, &names).map(|s| format!("did you mean `{s}`?")),
+                });
+            }
+        }
+    }
+
+    let mut settings = Merged::new();
+    if let Some(s) = &tier.value.settings {
+        settings.merge(s, Layer::Tier, &tier.file, &tier.spans, "settings");
+    }
+    if let Some(s) = &spec.value.settings {
+        settings.merge(s, Layer::Cluster, &spec.file, &spec.spans, "settings");
+    }
+
+    let context = templates.cluster_context(spec, tier_name, &settings.value);
+    let mut components = Vec::new();
+    let mut disabled = Vec::new();
+    for (name, component) in &fleet.components {
+        let tier_o = tier.value.components.get(name);
+        let cluster_o = spec.value.components.get(name);
+        let (mut enabled, mut why) = (
+            component.spec.value.enabled,
+            Origin {
+                layer: Layer::Blueprint,
+                location: component.spec.at("enabled"),
+            },
+        );
+        if let Some(e) = tier_o.and_then(|o| o.enabled) {
+            (enabled, why) = (
+                e,
+                Origin {
+                    layer: Layer::Tier,
+                    location: tier.at(&format!("components.{name}.enabled")),
+                },
+            );
+        }
+        if let Some(e) = cluster_o.and_then(|o| o.enabled) {
+            (enabled, why) = (
+                e,
+                Origin {
+                    layer: Layer::Cluster,
+                    location: spec.at(&format!("components.{name}.enabled")),
+                },
+            );
+        }
+        if let Some(feature) = &component.spec.value.requires {
+            let has = match feature.as_str() {
+                "sso" => spec.value.sso.is_some(),
+                "tenants" => !spec.value.tenants.is_empty(),
+                _ => true,
+            };
+            if !has {
+                (enabled, why) = (
+                    false,
+                    Origin {
+                        layer: Layer::Blueprint,
+                        location: component.spec.at("requires"),
+                    },
+                );
+            }
+        }
+        if !enabled {
+            disabled.push((name.clone(), why));
+            continue;
+        }
+
+        let mut values = Merged::new();
+        if let Some(v) = &component.spec.value.values {
+            values.merge(
+                v,
+                Layer::Blueprint,
+                &component.spec.file,
+                &component.spec.spans,
+                "values",
+            );
+        }
+        if let Some((file, _)) = &component.values_template {
+            let text = templates.render_values(&context, &spec.value.name, component)?;
+            let doc = yaml::parse(file, &text).map_err(|e| crate::templates::Error::Output {
+                template: file.clone(),
+                message: e.to_string(),
+            })?;
+            values.merge(&doc.value, Layer::BlueprintTemplate, file, &doc.spans, "");
+        }
+        if let Some(v) = tier_o.and_then(|o| o.values.as_ref()) {
+            values.merge(
+                v,
+                Layer::Tier,
+                &tier.file,
+                &tier.spans,
+                &format!("components.{name}.values"),
+            );
+        }
+        if let Some(v) = cluster_o.and_then(|o| o.values.as_ref()) {
+            values.merge(
+                v,
+                Layer::Cluster,
+                &spec.file,
+                &spec.spans,
+                &format!("components.{name}.values"),
+            );
+        }
+        components.push(PlannedComponent { component, values });
+    }
+    components.sort_by(|a, b| {
+        (a.component.spec.value.sync_wave, &a.component.name)
+            .cmp(&(b.component.spec.value.sync_wave, &b.component.name))
+    });
+    Ok(ClusterPlan {
+        fleet,
+        spec,
+        tier_name,
+        tier,
+        settings,
+        context,
+        components,
+        disabled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn merged(layers: &[Value]) -> Merged {
+        let mut m = Merged::new();
+        for (i, l) in layers.iter().enumerate() {
+            m.merge(
+                l,
+                if i == 0 {
+                    Layer::Blueprint
+                } else {
+                    Layer::Cluster
+                },
+                &format!("l{i}.yaml"),
+                &Spans::default(),
+                "",
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn maps_merge_lists_replace_null_removes() {
+        let m = merged(&[
+            json!({"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": {"deep": 1}}),
+            json!({"a": {"y": 3, "z": null}, "l": [9], "gone": null}),
+        ]);
+        assert_eq!(m.value, json!({"a": {"x": 1, "y": 3}, "l": [9]}));
+        assert_eq!(m.lookup("a.x").unwrap().1.unwrap().location, "l0.yaml:1:1");
+        assert_eq!(m.lookup("a.y").unwrap().1.unwrap().layer, Layer::Cluster);
+        assert_eq!(m.lookup("l[0]").unwrap().0, &json!(9));
+        assert!(m.origins.keys().all(|k| !k.starts_with("gone")));
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(|i| json!(i)),
+            "[a-c]{1,2}".prop_map(Value::from)
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-d]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_map() -> impl Strategy<Value = Value> {
+        prop::collection::btree_map("[a-d]", arb_value(), 0..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #[test]
+        fn an_empty_overlay_changes_nothing(base in arb_map()) {
+            let once = merged(std::slice::from_ref(&base));
+            let twice = merged(&[base, json!({})]);
+            prop_assert_eq!(once.value, twice.value);
+        }
+
+        #[test]
+        fn the_later_layer_wins(base in arb_map(), key in "[a-d]", v in any::<i64>()) {
+            let m = merged(&[base, json!({ key.clone(): v })]);
+            prop_assert_eq!(&m.value[&key], &json!(v));
+        }
+    }
+}

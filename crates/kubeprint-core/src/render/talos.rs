@@ -1,0 +1,262 @@
+//! Talos machine configs of one cluster, without a secret: base configs per role, one
+//! patch per node, and the encrypted secrets bundle copied as it is.
+//!
+//! Files (under `talos/`):
+//! - `controlplane.yaml`, `worker.yaml`, `storage.yaml` (production only): the `v1alpha1`
+//!   document of each role with every secret field left out, and a header saying so;
+//! - `nodes/<hostname>.yaml`: the node's patch: a partial `v1alpha1` document (install
+//!   disk, node labels, the storage nodes' taint) followed by the network documents (`HostnameConfig`,
+//!   `LinkAliasConfig`, `LinkConfig` with the static address and default route,
+//!   `ResolverConfig`, and on control planes a `Layer2VIPConfig` when the API endpoint is
+//!   an address of the node subnet). Talos 1.12 and 1.13 both keep only `kubespan` under
+//!   `machine.network` (checked against both schemas), so both get the network as
+//!   documents; each document validates against its Talos minor's schema;
+//! - `secrets.sops.yaml`: `overlays/clusters/<name>/talos-secrets.sops.yaml`, still
+//!   encrypted, byte for byte. Rendering never generates a secret.
+//!
+//! `kubeprint talos config CLUSTER NODE --identity KEY` merges base + secrets + patch.
+
+use serde_json::json;
+
+use crate::model::cluster::{NodeView, Role};
+use crate::model::net::{endpoint_host, parse_cidr};
+use crate::plan::ClusterPlan;
+use crate::yaml::{self, Value};
+
+/// Where the Talos files of a cluster go in its rendered tree.
+pub const DIR: &str = "talos";
+
+/// The first line of every rendered base config: the marker of an incomplete config.
+pub const INCOMPLETE_MARKER: &str =
+    "# INCOMPLETE Talos machine config: the secrets are left out on purpose.";
+
+/// The alias given to the node's network interface (one NIC per VM).
+pub const LINK_ALIAS: &str = "net0";
+
+pub use crate::model::labels::{ROLE_LABEL, STORAGE_TAINT};
+
+/// Why the Talos configs of a cluster cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{location}: cluster `{cluster}` has no Talos secrets bundle `{path}`; run `kubeprint talos secrets create {cluster}` and commit the file"
+    )]
+    MissingSecrets {
+        cluster: String,
+        path: String,
+        location: String,
+    },
+    #[error("{location}: the catalog has no installer for Talos `{version}` (cluster `{cluster}`)")]
+    NoInstaller {
+        cluster: String,
+        version: String,
+        location: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The role file a node's base config is in: `controlplane`, `worker` or `storage`.
+pub fn role_file(role: Role) -> &'static str {
+    match role {
+        Role::ControlPlane => "controlplane",
+        Role::Storage => "storage",
+        Role::Worker => "worker",
+    }
+}
+
+/// Renders the `talos/` files of a cluster: (path, bytes), in path order.
+pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
+    let spec = &plan.spec.value;
+    let cluster = spec.name.as_str();
+    let secrets_path = crate::model::paths::secrets_path(cluster);
+    let secrets = plan
+        .fleet
+        .cluster_files
+        .get(cluster)
+        .and_then(|files| files.get(crate::model::paths::SECRETS_FILE))
+        .ok_or_else(|| Error::MissingSecrets {
+            cluster: cluster.into(),
+            path: secrets_path.clone(),
+            location: plan.spec.at("name"),
+        })?;
+    let installer = installer_image(plan)?;
+
+    let mut out = Vec::new();
+    let mut roles = vec![Role::ControlPlane, Role::Worker];
+    if spec.nodes.storage.is_some() {
+        roles.push(Role::Storage);
+    }
+    for role in roles {
+        let pool = match role {
+            Role::ControlPlane => &spec.nodes.control_plane,
+            Role::Storage => spec.nodes.storage.as_ref().expect("checked above"),
+            Role::Worker => &spec.nodes.workers,
+        };
+        let header = format!(
+            "{INCOMPLETE_MARKER}\n# Base config of the {} nodes of cluster `{cluster}` (Talos {}), rendered by kubeprint.\n# Applyable config of one node (base + secrets + its patch under nodes/):\n#   kubeprint talos config {cluster} NODE --identity AGE-KEY-FILE\n",
+            role.as_str(),
+            spec.versions.talos,
+        );
+        let doc = base_config(plan, role, pool.max_pods, &installer);
+        out.push((
+            format!("{DIR}/{}.yaml", role_file(role)),
+            (header + &yaml::to_string(&doc)).into_bytes(),
+        ));
+    }
+    for node in spec.node_views() {
+        let header = format!(
+            "# Talos patch of node `{}` ({} of cluster `{cluster}`), merged over `{}.yaml`.\n# Rendered by kubeprint: no secret in here.\n",
+            node.host.name,
+            node.role.as_str(),
+            role_file(node.role),
+        );
+        let docs = node_patch(plan, &node);
+        out.push((
+            format!("{DIR}/nodes/{}.yaml", node.host.name),
+            (header + &yaml::to_multi_doc(&docs)).into_bytes(),
+        ));
+    }
+    out.push((
+        format!("{DIR}/secrets.sops.yaml"),
+        secrets.clone().into_bytes(),
+    ));
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn installer_image(plan: &ClusterPlan) -> Result<String> {
+    let spec = &plan.spec.value;
+    let version = &spec.versions.talos;
+    let branch = spec
+        .talos_minor()
+        .and_then(|m| plan.fleet.catalog.value.talos.get(&m));
+    match branch {
+        Some(b) if b.installers.contains(version) => Ok(format!("{}:{version}", b.installer_image)),
+        _ => Err(Error::NoInstaller {
+            cluster: spec.name.clone(),
+            version: version.clone(),
+            location: plan.spec.at("versions.talos"),
+        }),
+    }
+}
+
+fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -> Value {
+    let spec = &plan.spec.value;
+    let net = &spec.network;
+    let k8s = &spec.versions.kubernetes;
+    let host = endpoint_host(&net.api_endpoint);
+    let control_plane = role == Role::ControlPlane;
+
+    let mut machine = json!({
+        "type": if control_plane { "controlplane" } else { "worker" },
+        "kubelet": {
+            "image": format!("ghcr.io/siderolabs/kubelet:v{k8s}"),
+            "extraConfig": {"maxPods": max_pods},
+            "nodeIP": {"validSubnets": [net.node_subnet]},
+        },
+        "install": {"image": installer, "wipe": false},
+        "features": {
+            "diskQuotaSupport": true,
+            "kubePrism": {"enabled": true, "port": 7445},
+        },
+    });
+    if control_plane {
+        machine["certSANs"] = json!([host]);
+    }
+
+    let mut cluster = json!({
+        "clusterName": spec.name,
+        "controlPlane": {"endpoint": net.api_endpoint},
+        "network": {
+            "dnsDomain": "cluster.local",
+            "podSubnets": [net.pod_cidr],
+            "serviceSubnets": [net.service_cidr],
+            // Cilium is the CNI and replaces kube-proxy.
+            "cni": {"name": "none"},
+        },
+        "proxy": {"disabled": true},
+    });
+    if control_plane {
+        let mut api_server = json!({
+            "image": format!("registry.k8s.io/kube-apiserver:v{k8s}"),
+            "certSANs": [host],
+        });
+        if let Some(sso) = &spec.sso {
+            api_server["extraArgs"] = json!({
+                "oidc-issuer-url": sso.issuer,
+                "oidc-client-id": sso.client_id,
+                "oidc-username-claim": "email",
+                "oidc-groups-claim": sso.groups_claim,
+            });
+        }
+        cluster["apiServer"] = api_server;
+        cluster["controllerManager"] =
+            json!({"image": format!("registry.k8s.io/kube-controller-manager:v{k8s}")});
+        cluster["scheduler"] = json!({"image": format!("registry.k8s.io/kube-scheduler:v{k8s}")});
+        cluster["etcd"] = json!({"advertisedSubnets": [net.node_subnet]});
+    }
+    json!({"version": "v1alpha1", "debug": false, "machine": machine, "cluster": cluster})
+}
+
+fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
+    let spec = &plan.spec.value;
+    let net = &spec.network;
+    let prefix = net
+        .node_subnet
+        .rsplit_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or("32");
+    let mut labels = serde_json::Map::new();
+    labels.insert("topology.kubernetes.io/zone".into(), json!(node.host.zone));
+    match node.role {
+        Role::ControlPlane => {
+            labels.insert(crate::model::labels::CONTROL_PLANE_LABEL.into(), json!(""))
+        }
+        role => labels.insert(ROLE_LABEL.into(), json!(role.as_str())),
+    };
+    let mut machine = json!({
+        "install": {"disk": node.install_disk},
+        "nodeLabels": labels,
+    });
+    if node.role == Role::Storage {
+        let (key, value, effect) = STORAGE_TAINT;
+        machine["kubelet"] = json!({"extraConfig": {"registerWithTaints": [{"key": key, "value": value, "effect": effect}]}});
+    }
+    let mut docs = vec![
+        json!({"machine": machine}),
+        json!({"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": node.host.name}),
+        json!({
+            "apiVersion": "v1alpha1",
+            "kind": "LinkAliasConfig",
+            "name": LINK_ALIAS,
+            // The VM's one physical Ethernet link (type 1 = ether; no kind = not virtual).
+            "selector": {"match": "link.type == 1 && link.kind == \"\""},
+        }),
+        json!({
+            "apiVersion": "v1alpha1",
+            "kind": "LinkConfig",
+            "name": LINK_ALIAS,
+            "up": true,
+            "addresses": [{"address": format!("{}/{prefix}", node.host.address)}],
+            "routes": [{"gateway": net.gateway}],
+        }),
+    ];
+    // A control-plane endpoint that is an address of the node subnet is a virtual IP the
+    // control planes share (Talos moves it to a healthy one).
+    if node.role == Role::ControlPlane
+        && let Ok(vip) = endpoint_host(&net.api_endpoint).parse::<std::net::Ipv4Addr>()
+        && parse_cidr(&net.node_subnet).is_some_and(|c| c.contains(vip))
+    {
+        docs.push(json!({"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": vip.to_string(), "link": LINK_ALIAS}));
+    }
+    if !net.nameservers.is_empty() {
+        let ns: Vec<Value> = net
+            .nameservers
+            .iter()
+            .map(|a| json!({"address": a}))
+            .collect();
+        docs.push(json!({"apiVersion": "v1alpha1", "kind": "ResolverConfig", "nameservers": ns}));
+    }
+    docs
+}

@@ -1,0 +1,971 @@
+//! The standard stack as the example fleet renders it: every cluster gets every component,
+//! in a sync-wave order that installs, and every rendered object passes the upstream schemas.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kubeprint::check::{self, Schemas};
+use kubeprint::model::{Fleet, Sources};
+use kubeprint::templates::Templates;
+use kubeprint::tree::RenderedTree;
+use kubeprint::yaml::{self, Value};
+use kubeprint::{fleet, load, plan, render};
+
+const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+
+/// Every chart component of the standard stack (`requires: sso` ones are checked apart).
+const STACK: &[&str] = &[
+    "cilium",
+    "metallb",
+    "ingress-nginx-external-secured",
+    "ingress-nginx-external",
+    "ingress-nginx-internal",
+    "rook-ceph",
+    "rook-ceph-cluster",
+    "cert-manager",
+    "argo-cd",
+    "kube-prometheus-stack",
+    "loki",
+    "harbor",
+    "opencost",
+    "kyverno",
+    "capsule",
+    "kasten",
+];
+
+fn sources() -> Sources {
+    load::load_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("the example fleet loads")
+}
+
+fn today() -> jiff::civil::Date {
+    jiff::civil::date(2026, 11, 25)
+}
+
+fn render_examples() -> BTreeMap<String, RenderedTree> {
+    let checked = fleet::check(&sources(), today()).expect("the example fleet is valid");
+    let names = fleet::select(&checked.fleet, &[]).unwrap();
+    assert!(names.len() >= 3, "{names:?}");
+    fleet::render_all(&checked, &names).expect("the example fleet renders")
+}
+
+fn docs(tree: &RenderedTree, path: &str) -> Vec<Value> {
+    let bytes = tree
+        .get(path)
+        .unwrap_or_else(|| panic!("`{path}` is rendered"));
+    let text = std::str::from_utf8(bytes).unwrap();
+    yaml::parse_all(path, text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .collect()
+}
+
+fn values(tree: &RenderedTree, component: &str) -> Value {
+    docs(tree, &format!("values/{component}.yaml")).remove(0)
+}
+
+fn text(tree: &RenderedTree, path: &str) -> String {
+    String::from_utf8(tree.get(path).unwrap().to_vec()).unwrap()
+}
+
+/// Every object of every manifest file of a tree.
+fn manifest_objects(tree: &RenderedTree) -> Vec<Value> {
+    tree.files
+        .keys()
+        .filter(|p| p.starts_with("manifests/"))
+        .flat_map(|p| docs(tree, p))
+        .collect()
+}
+
+/// Application name → sync wave.
+fn waves(tree: &RenderedTree) -> BTreeMap<String, i64> {
+    tree.files
+        .keys()
+        .filter(|p| p.starts_with("apps/") && *p != "apps/root.yaml")
+        .map(|p| {
+            let app = docs(tree, p).remove(0);
+            let name = app["metadata"]["name"].as_str().unwrap().to_string();
+            let wave = app["metadata"]["annotations"][SYNC_WAVE]
+                .as_str()
+                .unwrap_or_else(|| panic!("{p} has a sync wave"))
+                .parse()
+                .unwrap();
+            (name, wave)
+        })
+        .collect()
+}
+
+#[test]
+fn every_example_cluster_renders_the_full_stack_and_passes_the_upstream_schemas() {
+    for (name, tree) in render_examples() {
+        for component in STACK {
+            assert!(
+                tree.get(&format!("apps/{component}.yaml")).is_some(),
+                "{name}: no Application for `{component}`"
+            );
+        }
+        let report = check::check_tree(&tree.files, Schemas::embedded());
+        let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+        // Every chart but k10 has upstream values here; every manifest kind but the
+        // Kasten Profile and the CA Certificate has a schema or a core entry.
+        assert!(report.values_files >= STACK.len() - 1, "{name}: {report:?}");
+        assert!(report.custom_resources > 20, "{name}: {report:?}");
+        let unchecked: Vec<&String> = report.unchecked_kinds.keys().collect();
+        assert!(
+            unchecked.iter().all(|k| k.ends_with("/Certificate")
+                || k.ends_with("/Profile")
+                || k.contains("kyverno")
+                || k.contains("capsule")),
+            "{name}: {unchecked:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_waves_install_in_a_working_order() {
+    for (name, tree) in render_examples() {
+        let w = waves(&tree);
+        let at = |app: &str| -> i64 {
+            *w.get(app)
+                .unwrap_or_else(|| panic!("{name}: no Application `{app}`"))
+        };
+        // The CNI first: nothing runs without pod networking.
+        let cni = at("cilium");
+        assert!(
+            w.iter().all(|(app, wave)| app == "cilium" || *wave > cni),
+            "{name}: {w:?}"
+        );
+        // Operators before the objects that use their CRDs.
+        assert!(at("metallb") < at("metallb-manifests"), "{name}");
+        assert!(at("rook-ceph") < at("rook-ceph-cluster"), "{name}");
+        assert!(at("cert-manager") < at("cert-manager-manifests"), "{name}");
+        assert!(at("kasten") < at("kasten-manifests"), "{name}");
+        // Every `<component>-manifests` comes after its own chart.
+        for (app, wave) in &w {
+            if let Some(base) = app.strip_suffix("-manifests")
+                && let Some(base_wave) = w.get(base)
+            {
+                assert!(
+                    base_wave < wave,
+                    "{name}: {app} ({wave}) vs {base} ({base_wave})"
+                );
+            }
+        }
+        // Policies after Kyverno, tenants after Capsule (whatever their components are called).
+        for (app, wave) in &w {
+            if app.contains("polic") {
+                assert!(*wave > at("kyverno"), "{name}: {app}");
+            }
+            if app.contains("tenant") {
+                assert!(*wave > at("capsule"), "{name}: {app}");
+            }
+        }
+        // Ingress controllers after MetalLB's pools, which give them their addresses.
+        let ingress: Vec<i64> = w
+            .iter()
+            .filter(|(a, _)| a.starts_with("ingress-nginx-"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(ingress.len(), 3, "{name}");
+        let last_ingress = *ingress.iter().max().unwrap();
+        assert!(
+            ingress.iter().all(|v| *v > at("metallb-manifests")),
+            "{name}"
+        );
+        // Whatever is exposed through an ingress (a cert-manager issuer annotation on an
+        // Ingress in its values or manifests) comes after the controllers and the issuers;
+        // whatever asks for a Ceph storage class comes after the Ceph cluster.
+        for (app, wave) in &w {
+            let base = app.strip_suffix("-manifests").unwrap_or(app);
+            let files: Vec<String> = if app.ends_with("-manifests") {
+                tree.files
+                    .keys()
+                    .filter(|p| p.starts_with(&format!("manifests/{base}/")))
+                    .map(|p| text(&tree, p))
+                    .collect()
+            } else {
+                vec![text(&tree, &format!("values/{app}.yaml"))]
+            };
+            let all = files.concat();
+            if all.contains("cert-manager.io/cluster-issuer") {
+                assert!(
+                    *wave > last_ingress,
+                    "{name}: {app} is exposed before ingress"
+                );
+                assert!(
+                    *wave > at("cert-manager-manifests"),
+                    "{name}: {app} before the issuers"
+                );
+            }
+            if app != "rook-ceph-cluster"
+                && (all.contains("ceph-block") || all.contains("ceph-filesystem"))
+            {
+                assert!(*wave > at("rook-ceph-cluster"), "{name}: {app} before Ceph");
+            }
+        }
+    }
+}
+
+#[test]
+fn metallb_pools_give_each_ingress_class_its_address() {
+    let sources = sources();
+    for (name, tree) in render_examples() {
+        let spec = yaml::parse(
+            "spec",
+            &sources.files[&format!("overlays/clusters/{name}.yaml")],
+        )
+        .unwrap()
+        .value;
+        let objects = docs(&tree, "manifests/metallb/pools.yaml");
+        let pools: BTreeMap<&str, &Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "IPAddressPool")
+            .map(|o| {
+                (
+                    o["metadata"]["name"].as_str().unwrap(),
+                    &o["spec"]["addresses"],
+                )
+            })
+            .collect();
+        let adverts: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "L2Advertisement")
+            .map(|o| &o["spec"]["ipAddressPools"])
+            .collect();
+        assert_eq!(pools.len(), 3, "{name}");
+        assert_eq!(adverts.len(), 3, "{name}");
+        for (class, key) in [
+            ("internal", "internal"),
+            ("external-secured", "externalSecured"),
+            ("external", "external"),
+        ] {
+            let cidr = &spec["network"]["pools"][key];
+            assert_eq!(
+                pools[class],
+                &serde_json::json!([cidr]),
+                "{name}: pool {class}"
+            );
+            assert!(adverts.contains(&&serde_json::json!([class])), "{name}");
+            let v = values(&tree, &format!("ingress-nginx-{class}"));
+            let service = &v["controller"]["service"];
+            assert_eq!(
+                service["annotations"]["metallb.io/address-pool"], class,
+                "{name}"
+            );
+            assert_eq!(
+                v["controller"]["ingressClassResource"]["name"],
+                format!("nginx-{class}")
+            );
+            let cidr = cidr.as_str().unwrap();
+            if let Some(ip) = cidr.strip_suffix("/32") {
+                assert_eq!(service["annotations"]["metallb.io/loadBalancerIPs"], ip);
+            }
+        }
+        let secured = values(&tree, "ingress-nginx-external-secured");
+        let allow = &spec["ingress"]["securedAllowlist"];
+        let service = &secured["controller"]["service"];
+        assert_eq!(&service["loadBalancerSourceRanges"], allow, "{name}");
+        assert_eq!(service["externalTrafficPolicy"], "Local", "{name}");
+        let joined: Vec<&str> = allow
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            secured["controller"]["config"]["whitelist-source-range"],
+            joined.join(","),
+            "{name}"
+        );
+        // The other two admit everyone.
+        for class in ["external", "internal"] {
+            let v = values(&tree, &format!("ingress-nginx-{class}"));
+            assert!(
+                v["controller"]["service"]
+                    .get("loadBalancerSourceRanges")
+                    .is_none()
+            );
+        }
+    }
+}
+
+#[test]
+fn ceph_follows_the_tier_production_on_storage_nodes_by_zone_devtest_on_workers_by_host() {
+    let trees = render_examples();
+    let expect = [
+        ("acme-prod", "st", "zone", 3, 1500 / 3),
+        ("initech-prod", "st", "zone", 3, 3000 / 3),
+        ("globex-dev", "wk", "host", 3, 900 / 3),
+    ];
+    for (name, role, domain, count, usable) in expect {
+        let v = values(&trees[name], "rook-ceph-cluster");
+        let nodes = v["cephClusterSpec"]["storage"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), count, "{name}");
+        for n in nodes {
+            let host = n["name"].as_str().unwrap();
+            assert!(
+                host.starts_with(&format!("{name}-{role}-")),
+                "{name}: {host}"
+            );
+            assert_eq!(n["devices"][0]["name"], "sdb");
+        }
+        assert_eq!(v["cephClusterSpec"]["storage"]["useAllNodes"], false);
+        let pools = [
+            &v["cephBlockPools"][0]["spec"],
+            &v["cephFileSystems"][0]["spec"]["dataPools"][0],
+            &v["cephFileSystems"][0]["spec"]["metadataPool"],
+            &v["cephObjectStores"][0]["spec"]["dataPool"],
+            &v["cephObjectStores"][0]["spec"]["metadataPool"],
+        ];
+        for p in pools {
+            assert_eq!(p["failureDomain"], domain, "{name}: {p}");
+            assert_eq!(p["replicated"]["size"], 3, "{name}: {p}");
+        }
+        assert_eq!(v["cephBlockPools"][0]["storageClass"]["name"], "ceph-block");
+        assert_eq!(v["cephBlockPools"][0]["storageClass"]["isDefault"], true);
+        assert_eq!(
+            v["cephFileSystems"][0]["storageClass"]["name"],
+            "ceph-filesystem"
+        );
+        assert_eq!(
+            v["cephObjectStores"][0]["storageClass"]["name"],
+            "ceph-bucket"
+        );
+        assert_eq!(
+            v["cephClusterMetadata"]["annotations"]["kubeprint.io/ceph-usable-gib"],
+            usable.to_string(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn cert_manager_has_an_acme_issuer_through_nginx_external_and_an_internal_ca() {
+    for (name, tree) in render_examples() {
+        let objects = docs(&tree, "manifests/cert-manager/cluster-issuers.yaml");
+        let issuer = |n: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == n)
+                .unwrap_or_else(|| panic!("{name}: ClusterIssuer {n}"))
+        };
+        assert_eq!(
+            issuer("letsencrypt")["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"],
+            "nginx-external"
+        );
+        assert!(
+            issuer("selfsigned-bootstrap")["spec"]
+                .get("selfSigned")
+                .is_some()
+        );
+        assert_eq!(
+            issuer("internal-ca")["spec"]["ca"]["secretName"],
+            "internal-ca"
+        );
+        let ca = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
+        assert_eq!(ca["spec"]["isCA"], true);
+        assert_eq!(ca["spec"]["issuerRef"]["name"], "selfsigned-bootstrap");
+    }
+}
+
+/// The Ingress-shaped settings of every platform UI: (component, class, annotations, hosts).
+fn ui_ingresses(tree: &RenderedTree) -> Vec<(&'static str, Value, Value, Vec<String>)> {
+    let hubble = docs(tree, "manifests/cilium/hubble-ui-ingress.yaml").remove(0);
+    let grafana = values(tree, "kube-prometheus-stack")["grafana"]["ingress"].clone();
+    let argocd = values(tree, "argo-cd");
+    let harbor = values(tree, "harbor")["expose"]["ingress"].clone();
+    let opencost = values(tree, "opencost")["opencost"]["ui"]["ingress"].clone();
+    let kasten = values(tree, "kasten")["ingress"].clone();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect()
+    };
+    vec![
+        (
+            "hubble",
+            hubble["spec"]["ingressClassName"].clone(),
+            hubble["metadata"]["annotations"].clone(),
+            vec![hubble["spec"]["rules"][0]["host"].as_str().unwrap().into()],
+        ),
+        (
+            "grafana",
+            grafana["ingressClassName"].clone(),
+            grafana["annotations"].clone(),
+            strings(&grafana["hosts"]),
+        ),
+        (
+            "argocd",
+            argocd["server"]["ingress"]["ingressClassName"].clone(),
+            argocd["server"]["ingress"]["annotations"].clone(),
+            vec![argocd["global"]["domain"].as_str().unwrap().into()],
+        ),
+        (
+            "harbor",
+            harbor["className"].clone(),
+            harbor["annotations"].clone(),
+            vec![harbor["hosts"]["core"].as_str().unwrap().into()],
+        ),
+        (
+            "opencost",
+            opencost["ingressClassName"].clone(),
+            opencost["annotations"].clone(),
+            vec![opencost["hosts"][0]["host"].as_str().unwrap().into()],
+        ),
+        (
+            "kasten",
+            kasten["class"].clone(),
+            kasten["annotations"].clone(),
+            vec![kasten["host"].as_str().unwrap().into()],
+        ),
+    ]
+}
+
+#[test]
+fn platform_uis_are_exposed_only_through_the_secured_class_with_tls() {
+    let sources = sources();
+    for (name, tree) in render_examples() {
+        let spec = yaml::parse(
+            "spec",
+            &sources.files[&format!("overlays/clusters/{name}.yaml")],
+        )
+        .unwrap()
+        .value;
+        let domain = spec["ingress"]["domain"].as_str().unwrap();
+        for (ui, class, annotations, hosts) in ui_ingresses(&tree) {
+            assert_eq!(class, "nginx-external-secured", "{name}: {ui}");
+            assert_eq!(
+                annotations["cert-manager.io/cluster-issuer"], "letsencrypt",
+                "{name}: {ui}"
+            );
+            assert_eq!(hosts, vec![format!("{ui}.{domain}")], "{name}: {ui}");
+        }
+        // TLS is on everywhere.
+        let kps = values(&tree, "kube-prometheus-stack");
+        assert!(kps["grafana"]["ingress"]["tls"][0]["secretName"].is_string());
+        assert_eq!(values(&tree, "argo-cd")["server"]["ingress"]["tls"], true);
+        assert_eq!(values(&tree, "harbor")["expose"]["tls"]["enabled"], true);
+        assert_eq!(values(&tree, "kasten")["ingress"]["tls"]["enabled"], true);
+        assert!(values(&tree, "opencost")["opencost"]["ui"]["ingress"]["tls"][0].is_object());
+        // No Ingress anywhere uses another class for a UI.
+        for o in manifest_objects(&tree) {
+            if o["kind"] == "Ingress" {
+                assert_eq!(o["spec"]["ingressClassName"], "nginx-external-secured");
+            }
+        }
+    }
+}
+
+#[test]
+fn logs_and_backups_go_to_the_providers_s3_with_credentials_by_secret_name() {
+    let sources = sources();
+    for (name, tree) in render_examples() {
+        let spec = yaml::parse(
+            "spec",
+            &sources.files[&format!("overlays/clusters/{name}.yaml")],
+        )
+        .unwrap()
+        .value;
+        let s3 = &spec["s3"];
+        let loki = values(&tree, "loki");
+        let storage = &loki["loki"]["storage"];
+        assert_eq!(storage["type"], "s3");
+        assert_eq!(storage["s3"]["endpoint"], s3["endpoint"], "{name}");
+        assert_eq!(storage["bucketNames"]["chunks"], s3["logsBucket"], "{name}");
+        assert_eq!(
+            loki["global"]["extraEnvFrom"][0]["secretRef"]["name"],
+            "s3-credentials"
+        );
+        // The key itself is an environment reference, expanded by Loki at start.
+        assert_eq!(storage["s3"]["accessKeyId"], "${AWS_ACCESS_KEY_ID}");
+        let grafana = &values(&tree, "kube-prometheus-stack")["grafana"];
+        let loki_ds = grafana["additionalDataSources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["type"] == "loki")
+            .expect("Grafana has Loki as a data source");
+        assert!(
+            loki_ds["url"]
+                .as_str()
+                .unwrap()
+                .contains("loki-gateway.monitoring")
+        );
+        let profile = docs(&tree, "manifests/kasten/location-profile.yaml").remove(0);
+        let store = &profile["spec"]["locationSpec"]["objectStore"];
+        assert_eq!(store["name"], s3["backupBucket"], "{name}");
+        assert_eq!(store["endpoint"], s3["endpoint"], "{name}");
+        assert_eq!(
+            profile["spec"]["locationSpec"]["credential"]["secret"]["name"],
+            "s3-credentials"
+        );
+        // Harbor and Grafana read their admin passwords from Secrets.
+        let harbor = values(&tree, "harbor");
+        assert!(harbor.get("harborAdminPassword").is_none());
+        assert_eq!(harbor["existingSecretAdminPassword"], "harbor-admin");
+        assert_eq!(grafana["admin"]["existingSecret"], "grafana-admin");
+    }
+}
+
+#[test]
+fn production_spreads_across_zones_with_two_replicas_devtest_runs_single_replicas() {
+    let trees = render_examples();
+    for (name, tree) in &trees {
+        let production = name.ends_with("-prod");
+        let replicas = if production { 2 } else { 1 };
+        let v = |c: &str| values(tree, c);
+        let counts = [
+            v("cilium")["operator"]["replicas"].clone(),
+            v("cilium")["hubble"]["relay"]["replicas"].clone(),
+            v("cilium")["hubble"]["ui"]["replicas"].clone(),
+            v("ingress-nginx-external-secured")["controller"]["replicaCount"].clone(),
+            v("cert-manager")["replicaCount"].clone(),
+            v("cert-manager")["webhook"]["replicaCount"].clone(),
+            v("argo-cd")["server"]["replicas"].clone(),
+            v("argo-cd")["repoServer"]["replicas"].clone(),
+            v("kube-prometheus-stack")["grafana"]["replicas"].clone(),
+            v("kube-prometheus-stack")["prometheus"]["prometheusSpec"]["replicas"].clone(),
+            v("kube-prometheus-stack")["alertmanager"]["alertmanagerSpec"]["replicas"].clone(),
+            v("harbor")["core"]["replicas"].clone(),
+            v("kyverno")["admissionController"]["replicas"].clone(),
+            v("capsule")["replicaCount"].clone(),
+        ];
+        for c in counts {
+            assert_eq!(c, replicas, "{name}");
+        }
+        assert_eq!(v("argo-cd")["redis-ha"]["enabled"], production, "{name}");
+        let zone_spread = tree
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("values/"))
+            .filter(|(_, b)| {
+                String::from_utf8_lossy(b).contains("topologyKey: topology.kubernetes.io/zone")
+            })
+            .count();
+        if production {
+            // cilium, three ingress controllers, cert-manager, argo-cd, kube-prometheus-stack,
+            // loki, harbor, kyverno, capsule.
+            assert!(zone_spread >= 11, "{name}: {zone_spread}");
+        } else {
+            assert_eq!(zone_spread, 0, "{name}");
+        }
+    }
+}
+
+#[test]
+fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
+    let trees = render_examples();
+    let sso = &trees["initech-prod"];
+    let argocd = values(sso, "argo-cd");
+    let oidc = argocd["configs"]["cm"]["oidc.config"].as_str().unwrap();
+    assert!(oidc.contains("clientID: kubernetes-initech"), "{oidc}");
+    assert!(
+        oidc.contains("clientSecret: $oidc-client:clientSecret"),
+        "{oidc}"
+    );
+    assert!(
+        argocd["configs"]["rbac"]["policy.csv"]
+            .as_str()
+            .unwrap()
+            .contains("g, initech-platform-admins, role:admin")
+    );
+    let grafana = &values(sso, "kube-prometheus-stack")["grafana"];
+    assert_eq!(
+        grafana["grafana.ini"]["auth.generic_oauth"]["enabled"],
+        true
+    );
+    assert_eq!(
+        grafana["envValueFrom"]["GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"]["secretKeyRef"]["name"],
+        "oidc-client"
+    );
+    let harbor = values(sso, "harbor");
+    assert_eq!(
+        harbor["core"]["extraEnvVars"][0]["name"],
+        "CONFIG_OVERWRITE_JSON"
+    );
+    assert_eq!(values(sso, "kasten")["auth"]["oidcAuth"]["enabled"], true);
+    let rbac = docs(sso, "manifests/sso-rbac/admin-group.yaml").remove(0);
+    assert_eq!(rbac["subjects"][0]["name"], "initech-platform-admins");
+
+    for name in ["acme-prod", "globex-dev"] {
+        let tree = &trees[name];
+        assert!(tree.get("apps/sso-rbac-manifests.yaml").is_none(), "{name}");
+        assert!(
+            values(tree, "argo-cd")["configs"]["cm"]
+                .get("oidc.config")
+                .is_none()
+        );
+        assert!(
+            values(tree, "kube-prometheus-stack")["grafana"]["grafana.ini"]
+                .get("auth.generic_oauth")
+                .is_none()
+        );
+        assert!(values(tree, "harbor")["core"].get("extraEnvVars").is_none());
+        assert_eq!(values(tree, "kasten")["auth"]["tokenAuth"]["enabled"], true);
+    }
+}
+
+#[test]
+fn argo_cd_assesses_the_health_of_child_applications() {
+    for (name, tree) in render_examples() {
+        let cm = &values(&tree, "argo-cd")["configs"]["cm"];
+        let lua = cm["resource.customizations.health.argoproj.io_Application"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no Application health customization"));
+        assert!(lua.contains("obj.status.health.status"), "{lua}");
+        assert!(lua.contains("return hs"), "{lua}");
+    }
+}
+
+#[test]
+fn no_template_mentions_a_tier_by_name() {
+    let sources = sources();
+    let tiers: Vec<String> = sources
+        .files
+        .keys()
+        .filter_map(|p| p.strip_prefix("overlays/tiers/")?.strip_suffix(".yaml"))
+        .map(str::to_string)
+        .collect();
+    assert!(tiers.len() >= 2, "{tiers:?}");
+    for (path, text) in sources
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("blueprints/"))
+    {
+        // Comments may explain what a tier does; code and output may not name one.
+        let text = strip_comments(text);
+        for tier in &tiers {
+            assert!(
+                !text.contains(tier.as_str()),
+                "{path} mentions the tier `{tier}`: tier differences belong in overlays/tiers/"
+            );
+        }
+        assert!(
+            !text.contains("tier =="),
+            "{path} branches on the tier name"
+        );
+    }
+}
+
+/// A template without its Jinja comments (`{# ... #}`) and its YAML comment lines.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{#") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..]
+            .find("#}")
+            .map_or("", |end| &rest[start + end + 2..]);
+    }
+    out.push_str(rest);
+    out.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn comments_are_stripped_before_looking_for_tier_names() {
+    let t = "a: 1 {#- production only -#}\n# devtest audits\nb: {{ x }}\n";
+    assert_eq!(strip_comments(t), "a: 1 \nb: {{ x }}");
+    assert!(strip_comments("c: production\n").contains("production"));
+}
+
+/// The values, manifests and Applications of one cluster, rendered without validation
+/// (a production spec under the devtest tier breaks the offering's rules, on purpose).
+fn render_unvalidated(sources: &Sources, cluster: &str) -> BTreeMap<String, Vec<u8>> {
+    let fleet = Fleet::from_sources(sources).expect("the sources read");
+    let templates = Templates::new(&fleet).unwrap();
+    let plan = plan::plan(&fleet, &templates, cluster).unwrap();
+    let tree = render::render(&plan, &templates).unwrap();
+    tree.files
+        .into_iter()
+        .filter(|(p, _)| {
+            p.starts_with("values/") || p.starts_with("manifests/") || p.starts_with("apps/")
+        })
+        .collect()
+}
+
+#[test]
+fn the_tiers_differ_only_through_their_overlay_files() {
+    let base = sources();
+    let spec_path = "overlays/clusters/acme-prod.yaml";
+    let as_devtest = |mut s: Sources| {
+        // Under devtest the workers hold Ceph: give them a Ceph disk.
+        let spec = s.files[spec_path]
+            .replace("tier: production", "tier: devtest")
+            .replace(
+                "size: {vcpu: 16, memoryGiB: 32, osDiskGiB: 64}",
+                "size: {vcpu: 16, memoryGiB: 32, osDiskGiB: 64, cephDiskGiB: 300}",
+            );
+        assert_ne!(spec, s.files[spec_path]);
+        s.files.insert(spec_path.into(), spec);
+        s
+    };
+    let production = render_unvalidated(&base, "acme-prod");
+    let devtest = render_unvalidated(&as_devtest(base.clone()), "acme-prod");
+    assert_ne!(production, devtest, "the tiers must make a difference");
+
+    // Give production the devtest overlay's settings and components: rendering as
+    // "production" must then give exactly the devtest output, so that nothing but the
+    // overlay file (no template, no tier name) makes the difference.
+    let mut swapped = as_devtest(base.clone());
+    let spec = swapped.files[spec_path].replace("tier: devtest", "tier: production");
+    swapped.files.insert(spec_path.into(), spec);
+    let devtest_overlay =
+        swapped.files["overlays/tiers/devtest.yaml"].replace("kind: devtest", "kind: production");
+    swapped
+        .files
+        .insert("overlays/tiers/production.yaml".into(), devtest_overlay);
+    let production_with_devtest_overlay = render_unvalidated(&swapped, "acme-prod");
+    let differing: Vec<&String> = devtest
+        .keys()
+        .chain(production_with_devtest_overlay.keys())
+        .filter(|p| devtest.get(*p) != production_with_devtest_overlay.get(*p))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "differ beyond the overlay: {differing:?}"
+    );
+}
+
+/// Keys of the k10 9.0.7 chart's default `values.yaml` (read from the chart; it is not in
+/// `schemas/upstream/`), for the maps `values/kasten.yaml` uses. Not a schema: a guard
+/// against misspelt keys, which Helm would silently ignore.
+const K10_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "rbac",
+            "serviceAccount",
+            "scc",
+            "networkPolicy",
+            "global",
+            "route",
+            "dexImage",
+            "kanisterToolsImage",
+            "ingress",
+            "eula",
+            "license",
+            "cluster",
+            "multicluster",
+            "prometheus",
+            "backupCsiDriver",
+            "opentelemetry",
+            "service",
+            "secrets",
+            "metering",
+            "clusterName",
+            "logLevel",
+            "externalGateway",
+            "auth",
+            "vap",
+            "optionalColocatedServices",
+            "cacertconfigmap",
+            "apiservices",
+            "injectKanisterSidecar",
+            "injectGenericVolumeBackupSidecar",
+            "genericStorageBackup",
+            "features",
+            "kanisterPodMetricSidecar",
+            "workerPodMetricSidecar",
+            "genericVolumeSnapshot",
+            "garbagecollector",
+            "resources",
+            "defaultPriorityClassName",
+            "priorityClassName",
+            "services",
+            "siem",
+            "limiter",
+            "kubeClient",
+            "gateway",
+            "kanister",
+            "timeout",
+            "sharedRepositoryServer",
+            "awsConfig",
+            "excludedApps",
+            "grafana",
+            "encryption",
+            "vmWare",
+            "azure",
+            "google",
+            "vault",
+            "openshift",
+            "executor",
+            "kubeVirtVMs",
+            "logging",
+            "maxJobWaitDuration",
+            "forceRootInKanisterHooks",
+            "forceRootInBlueprintActions",
+            "ephemeralPVCOverhead",
+            "datastore",
+            "kastenDisasterRecovery",
+            "fips",
+            "workerPodCRDs",
+            "insights",
+            "frs",
+        ],
+    ),
+    (
+        "ingress",
+        &[
+            "create",
+            "annotations",
+            "name",
+            "tls",
+            "class",
+            "host",
+            "urlPath",
+            "pathType",
+            "defaultBackend",
+        ],
+    ),
+    ("ingress.tls", &["enabled", "secretName"]),
+    (
+        "auth",
+        &[
+            "groupAllowList",
+            "basicAuth",
+            "tokenAuth",
+            "oidcAuth",
+            "openshift",
+            "ldap",
+            "secureCookies",
+            "k10AdminUsers",
+            "k10AdminGroups",
+        ],
+    ),
+    ("auth.tokenAuth", &["enabled"]),
+    (
+        "auth.oidcAuth",
+        &[
+            "enabled",
+            "providerURL",
+            "redirectURL",
+            "scopes",
+            "prompt",
+            "clientID",
+            "clientSecret",
+            "clientSecretName",
+            "usernameClaim",
+            "usernamePrefix",
+            "groupClaim",
+            "groupPrefix",
+            "logoutURL",
+            "secretName",
+            "sessionDuration",
+            "refreshTokenSupport",
+            "pkceRequired",
+        ],
+    ),
+    (
+        "global",
+        &[
+            "image",
+            "airgapped",
+            "persistence",
+            "podLabels",
+            "podAnnotations",
+            "resourceLabels",
+            "ephemeralResourceLabels",
+            "rhMarketPlace",
+            "resources",
+            "images",
+            "imagePullSecret",
+            "acm",
+            "prometheus",
+            "network",
+            "imageStorageClass",
+        ],
+    ),
+    (
+        "global.persistence",
+        &[
+            "mountPath",
+            "enabled",
+            "storageClass",
+            "accessMode",
+            "size",
+            "metering",
+            "catalog",
+            "jobs",
+            "logging",
+        ],
+    ),
+];
+
+#[test]
+fn kasten_values_use_only_keys_of_the_k10_chart() {
+    for (name, tree) in render_examples() {
+        let v = values(&tree, "kasten");
+        let mut checked = 0;
+        for (path, known) in K10_KEYS {
+            let pointer = if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", path.replace('.', "/"))
+            };
+            let Some(map) = v.pointer(&pointer).and_then(Value::as_object) else {
+                continue;
+            };
+            for key in map.keys() {
+                assert!(
+                    known.contains(&key.as_str()),
+                    "{name}: `{path}.{key}` is not a k10 value"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{name}: {checked}");
+    }
+}
+
+#[test]
+fn a_generated_fleet_renders_the_full_stack_and_passes_the_schemas() {
+    // The render benchmark's fleet: production and devtest clusters, some with SSO.
+    let sources = kubeprint::generate::fleet(&sources(), 6);
+    let checked = fleet::check(&sources, today()).unwrap_or_else(|e| panic!("{e:?}"));
+    let names = fleet::select(&checked.fleet, &[]).unwrap();
+    let trees = fleet::render_all(&checked, &names).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        trees
+            .values()
+            .any(|t| t.get("apps/sso-rbac-manifests.yaml").is_some())
+    );
+    for (name, tree) in trees {
+        let report = check::check_tree(&tree.files, Schemas::embedded());
+        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
+    }
+}
+
+/// Regression: Rook must tolerate exactly the taint the Talos configs put on the dedicated
+/// storage nodes, or no OSD could run there.
+#[test]
+fn ceph_tolerates_the_storage_nodes_taint() {
+    let (key, value, effect) = kubeprint::render::talos::STORAGE_TAINT;
+    let sources =
+        kubeprint::load::load_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let checked = kubeprint::fleet::check(&sources, "2026-11-25".parse().unwrap())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tree = kubeprint::fleet::render_cluster(&checked, "acme-prod").unwrap();
+    let values = kubeprint::yaml::parse(
+        "v",
+        std::str::from_utf8(tree.get("values/rook-ceph-cluster.yaml").unwrap()).unwrap(),
+    )
+    .unwrap()
+    .value;
+    let tolerations = values
+        .pointer("/cephClusterSpec/placement/all/tolerations")
+        .and_then(|t| t.as_array())
+        .unwrap();
+    assert!(
+        tolerations.iter().any(|t| t["key"] == key
+            && t["value"] == value
+            && t["effect"] == effect
+            && t["operator"] == "Equal"),
+        "{tolerations:?}"
+    );
+}

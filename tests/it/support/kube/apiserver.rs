@@ -1,0 +1,428 @@
+//! A small in-process Kubernetes API server double for the status/watch tests and the benchmark.
+//!
+//! It speaks the parts of the real protocol the kube client uses: `GET /version`, lists
+//! with `metadata.resourceVersion`, and `?watch=1` streams of JSON lines (`ADDED`,
+//! `MODIFIED`, `DELETED`, `BOOKMARK` when `allowWatchBookmarks`, `ERROR` with code 410 to
+//! force a re-list), `timeoutSeconds`, and injected faults (HTTP 5xx, slow answers).
+//! One listener serves many clusters under path prefixes: `http://ADDR/c/<cluster>/...`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// The two kinds served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Node,
+    Application,
+}
+
+impl Kind {
+    fn api_version(self) -> &'static str {
+        match self {
+            Kind::Node => "v1",
+            Kind::Application => "argoproj.io/v1alpha1",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Node => "Node",
+            Kind::Application => "Application",
+        }
+    }
+}
+
+/// Faults injected into one cluster's answers.
+#[derive(Debug, Clone, Default)]
+pub struct Fault {
+    /// Answer every request with this HTTP status (e.g. 503).
+    pub status: Option<u16>,
+    /// Wait this long before answering.
+    pub delay: Option<Duration>,
+    /// Answer this many next watch requests with an `ERROR` event of code 410 (Gone).
+    pub gone_watches: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    kind: Kind,
+    rv: u64,
+    ty: &'static str,
+    object: Value,
+}
+
+#[derive(Default)]
+struct Cluster {
+    rv: u64,
+    objects: BTreeMap<(Kind, String), Value>,
+    events: Vec<Event>,
+    fault: Fault,
+    lists: u64,
+    watches: u64,
+    tx: Option<broadcast::Sender<Event>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    clusters: Mutex<BTreeMap<String, Cluster>>,
+}
+
+/// A running double; dropped with the runtime it was started on.
+#[derive(Clone)]
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl ApiServer {
+    /// Starts on 127.0.0.1 on a free port, on the current tokio runtime.
+    pub async fn start() -> ApiServer {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on a given listener address (the benchmark's server process).
+    pub async fn start_on(addr: &str) -> ApiServer {
+        let inner = Arc::new(Inner::default());
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        ApiServer { addr, inner }
+    }
+
+    /// The server URL of a cluster, for a kubeconfig.
+    pub fn url(&self, cluster: &str) -> String {
+        format!("http://{}/c/{cluster}", self.addr)
+    }
+
+    /// A kubeconfig with one context per `(context, cluster)`, each pointing at the double.
+    pub fn kubeconfig(&self, contexts: &[(&str, &str)]) -> String {
+        let mut clusters = String::new();
+        let mut ctxs = String::new();
+        for (ctx, cluster) in contexts {
+            clusters.push_str(&format!(
+                "- name: {cluster}\n  cluster:\n    server: {}\n",
+                self.url(cluster)
+            ));
+            ctxs.push_str(&format!(
+                "- name: {ctx}\n  context:\n    cluster: {cluster}\n    user: test\n"
+            ));
+        }
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: test\n  user:\n    token: not-a-secret\ncontexts:\n{ctxs}current-context: {}\n",
+            contexts.first().map(|c| c.0).unwrap_or("none")
+        )
+    }
+
+    fn with<T>(&self, cluster: &str, f: impl FnOnce(&mut Cluster) -> T) -> T {
+        let mut all = self.inner.clusters.lock().unwrap();
+        f(all.entry(cluster.to_string()).or_default())
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED to watchers).
+    pub fn apply(&self, cluster: &str, kind: Kind, mut object: Value) {
+        self.with(cluster, |c| {
+            c.rv += 1;
+            let name = object["metadata"]["name"]
+                .as_str()
+                .expect("metadata.name")
+                .to_string();
+            object["apiVersion"] = json!(kind.api_version());
+            object["kind"] = json!(kind.name());
+            object["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+            let ty = if c.objects.contains_key(&(kind, name.clone())) {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            c.objects.insert((kind, name), object.clone());
+            push(
+                c,
+                Event {
+                    kind,
+                    rv: c.rv,
+                    ty,
+                    object,
+                },
+            );
+        });
+    }
+
+    /// Changes an object in place with `f` (MODIFIED).
+    pub fn modify(&self, cluster: &str, kind: Kind, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut object = self
+            .with(cluster, |c| {
+                c.objects.get(&(kind, name.to_string())).cloned()
+            })
+            .expect("object exists");
+        f(&mut object);
+        self.apply(cluster, kind, object);
+    }
+
+    /// Deletes an object (DELETED).
+    pub fn delete(&self, cluster: &str, kind: Kind, name: &str) {
+        self.with(cluster, |c| {
+            if let Some(mut object) = c.objects.remove(&(kind, name.to_string())) {
+                c.rv += 1;
+                object["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+                push(
+                    c,
+                    Event {
+                        kind,
+                        rv: c.rv,
+                        ty: "DELETED",
+                        object,
+                    },
+                );
+            }
+        });
+    }
+
+    /// Sets the faults of a cluster; a failing status also ends the watches in flight,
+    /// as an API server that goes down does.
+    pub fn set_fault(&self, cluster: &str, fault: Fault) {
+        self.with(cluster, |c| {
+            if fault.status.is_some() {
+                c.tx = None;
+            }
+            c.fault = fault;
+        });
+    }
+
+    /// Ends every watch in flight (an API server restart); clients must re-watch.
+    pub fn restart(&self, cluster: &str) {
+        self.with(cluster, |c| c.tx = None);
+    }
+
+    /// Forgets the event history, so that resuming a watch from an old resourceVersion is
+    /// answered with 410 Gone (as etcd compaction does).
+    pub fn compact(&self, cluster: &str) {
+        self.with(cluster, |c| c.events.clear());
+    }
+
+    /// How many list and watch requests the cluster answered.
+    pub fn requests(&self, cluster: &str) -> (u64, u64) {
+        self.with(cluster, |c| (c.lists, c.watches))
+    }
+}
+
+fn push(c: &mut Cluster, event: Event) {
+    if let Some(tx) = &c.tx {
+        let _ = tx.send(event.clone());
+    }
+    c.events.push(event);
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+}
+
+fn error_response(code: u16, reason: &str, message: &str) -> Response {
+    let status_code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status_code,
+        [("content-type", "application/json")],
+        status(code, reason, message).to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    // Control of the double from another process (the benchmark):
+    // `/ctl/<cluster>/app/<name>/sync/<status>` sets an application's sync status.
+    if let Some(rest) = path.strip_prefix("ctl/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        if let [cluster, "app", name, "sync", status] = parts[..] {
+            let server = ApiServer {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                inner: inner.clone(),
+            };
+            server.modify(cluster, Kind::Application, name, |a| {
+                a["status"]["sync"]["status"] = json!(status)
+            });
+            return "ok".into_response();
+        }
+        return error_response(404, "NotFound", "unknown control path");
+    }
+    let mut parts = path.splitn(3, '/');
+    let (Some("c"), Some(cluster), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return error_response(404, "NotFound", "unknown path");
+    };
+    let cluster = cluster.to_string();
+    let query: BTreeMap<String, String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let fault = inner
+        .clusters
+        .lock()
+        .unwrap()
+        .entry(cluster.clone())
+        .or_default()
+        .fault
+        .clone();
+    if let Some(delay) = fault.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = fault.status {
+        return error_response(code, "ServiceUnavailable", "injected failure");
+    }
+    let kind = if rest == "version" {
+        return axum::Json(json!({"major": "1", "minor": "36", "gitVersion": "v1.36.3", "platform": "linux/amd64"}))
+            .into_response();
+    } else if rest == "api/v1/nodes" {
+        Kind::Node
+    } else if rest.starts_with("apis/argoproj.io/v1alpha1/namespaces/")
+        && rest.ends_with("/applications")
+    {
+        Kind::Application
+    } else {
+        return error_response(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({rest})"),
+        );
+    };
+    let namespace = rest.split('/').nth(4).map(str::to_string);
+    let in_scope = move |o: &Value| match &namespace {
+        Some(ns) if kind == Kind::Application => {
+            o["metadata"]["namespace"].as_str() == Some(ns.as_str())
+        }
+        _ => true,
+    };
+    let watching = matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
+    if !watching {
+        let mut all = inner.clusters.lock().unwrap();
+        let c = all.entry(cluster).or_default();
+        c.lists += 1;
+        let items: Vec<Value> = c
+            .objects
+            .iter()
+            .filter(|((k, _), o)| *k == kind && in_scope(o))
+            .map(|(_, o)| o.clone())
+            .collect();
+        let list = json!({
+            "kind": format!("{}List", kind.name()),
+            "apiVersion": kind.api_version(),
+            "metadata": {"resourceVersion": c.rv.to_string()},
+            "items": items,
+        });
+        return ([("content-type", "application/json")], list.to_string()).into_response();
+    }
+
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(290));
+    let bookmarks = matches!(
+        query.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
+    let (backlog, rx, gone, current) = {
+        let mut all = inner.clusters.lock().unwrap();
+        let c = all.entry(cluster).or_default();
+        c.watches += 1;
+        let gone = if c.fault.gone_watches > 0 {
+            c.fault.gone_watches -= 1;
+            true
+        } else {
+            // Resuming below the oldest event kept means the history was compacted.
+            let oldest = c.events.first().map(|e| e.rv).unwrap_or(c.rv + 1);
+            from != 0 && from + 1 < oldest && from < c.rv
+        };
+        let tx = c.tx.get_or_insert_with(|| broadcast::channel(4096).0);
+        let rx = tx.subscribe();
+        let backlog: Vec<Event> = c
+            .events
+            .iter()
+            .filter(|e| e.rv > from && e.kind == kind)
+            .cloned()
+            .collect();
+        (backlog, rx, gone, c.rv)
+    };
+    let (mut sender, receiver) = futures::channel::mpsc::channel::<Result<String, Infallible>>(64);
+    tokio::spawn(async move {
+        let line =
+            |ty: &str, object: &Value| format!("{}\n", json!({"type": ty, "object": object}));
+        if gone {
+            let _ = sender
+                .send(Ok(line(
+                    "ERROR",
+                    &status(410, "Expired", "too old resource version"),
+                )))
+                .await;
+            return;
+        }
+        let mut last = from;
+        for e in backlog {
+            if !in_scope(&e.object) {
+                continue;
+            }
+            last = e.rv;
+            if sender.send(Ok(line(e.ty, &e.object))).await.is_err() {
+                return;
+            }
+        }
+        if bookmarks {
+            let rv = current.max(last);
+            let mark = json!({"kind": kind.name(), "apiVersion": kind.api_version(), "metadata": {"resourceVersion": rv.to_string()}});
+            if sender.send(Ok(line("BOOKMARK", &mark))).await.is_err() {
+                return;
+            }
+        }
+        let mut rx = rx;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                event = rx.recv() => match event {
+                    Ok(e) if e.kind == kind && e.rv > last && in_scope(&e.object) => {
+                        last = e.rv;
+                        if sender.send(Ok(line(e.ty, &e.object))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = sender.send(Ok(line("ERROR", &status(410, "Expired", "watch lagged")))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(
+            receiver.map(|r| r.map(axum::body::Bytes::from)),
+        ))
+        .expect("response")
+}
