@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::digest;
 use crate::git::{self, Credentials, DisplaySafeUrl, Identity};
 use crate::lock::{LOCK_FILE, Lock};
 use crate::model::Revision;
@@ -58,92 +57,11 @@ fn list(edits: &[HandEdit]) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A file of a published tree that is not what kubeprint wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HandEdit {
-    pub path: String,
-    pub kind: HandEditKind,
-}
+pub use crate::lock::{HandEdit, HandEditKind};
 
-/// How a file differs from the published lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HandEditKind {
-    /// Its sha256 is not the lock's.
-    Modified,
-    /// The lock does not list it.
-    Added,
-    /// The lock lists it, the tree lacks it.
-    Deleted,
-}
-
-impl HandEditKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandEditKind::Modified => "modified",
-            HandEditKind::Added => "added",
-            HandEditKind::Deleted => "deleted",
-        }
-    }
-}
-
-/// The files of a published tree that differ from the sha256 list in its own lock file.
-///
-/// `tree` is what a cluster repository holds (e.g. [`git::read_commit`] of its head). An
-/// empty tree has no edits; a non-empty tree without a readable lock counts every file as
-/// added (it was not published by kubeprint). Pure: the drift watcher calls it too.
+/// The hand edits of a published tree: [`crate::lock::hand_edits`] of its files.
 pub fn hand_edits(tree: &RenderedTree) -> Vec<HandEdit> {
-    if tree.is_empty() {
-        return Vec::new();
-    }
-    let lock = tree
-        .get(LOCK_FILE)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|t| Lock::parse(t).ok());
-    let Some(lock) = lock else {
-        let kind = |p: &str| {
-            if p == LOCK_FILE {
-                HandEditKind::Modified
-            } else {
-                HandEditKind::Added
-            }
-        };
-        return tree
-            .files
-            .keys()
-            .map(|p| HandEdit {
-                path: p.clone(),
-                kind: kind(p),
-            })
-            .collect();
-    };
-    let mut edits = Vec::new();
-    for (path, bytes) in &tree.files {
-        if path == LOCK_FILE {
-            continue;
-        }
-        match lock.files.get(path) {
-            None => edits.push(HandEdit {
-                path: path.clone(),
-                kind: HandEditKind::Added,
-            }),
-            Some(sum) if *sum != digest::sha256_hex(bytes) => edits.push(HandEdit {
-                path: path.clone(),
-                kind: HandEditKind::Modified,
-            }),
-            Some(_) => {}
-        }
-    }
-    for path in lock.files.keys() {
-        if !tree.files.contains_key(path) {
-            edits.push(HandEdit {
-                path: path.clone(),
-                kind: HandEditKind::Deleted,
-            });
-        }
-    }
-    edits.sort_by(|a, b| a.path.cmp(&b.path));
-    edits
+    crate::lock::hand_edits(&tree.files)
 }
 
 /// The commit message of a publish: subject naming the blueprint revision, then trailers.
@@ -384,22 +302,6 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
     })
 }
 
-/// The hand edits in a cluster's repository now: fetches its branch into the cache and
-/// runs [`hand_edits`] on the head (none for a branch that does not exist yet). For the
-/// drift watcher, which reports them as a drift finding.
-pub fn remote_hand_edits(target: &Target, opts: &Options) -> Result<Vec<HandEdit>> {
-    let git_err = |source| Error::Git {
-        cluster: target.cluster.clone(),
-        source,
-    };
-    let repo = git::open_cache(&opts.cache_dir.join(format!("{}.git", target.cluster)))
-        .map_err(git_err)?;
-    match git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)? {
-        Some(head) => Ok(hand_edits(&git::read_commit(&repo, head).map_err(git_err)?)),
-        None => Ok(Vec::new()),
-    }
-}
-
 /// The URL of a cluster's repository: `template` with `{cluster}` replaced, or the spec's.
 pub fn remote_url(template: Option<&str>, cluster: &str, spec_url: &str) -> DisplaySafeUrl {
     match template {
@@ -411,6 +313,7 @@ pub fn remote_url(template: Option<&str>, cluster: &str, spec_url: &str) -> Disp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest;
 
     fn tree_with_lock(files: &[(&str, &str)]) -> RenderedTree {
         let mut t = RenderedTree::default();
@@ -457,7 +360,7 @@ mod tests {
             got,
             vec![
                 ("a.yaml", HandEditKind::Modified),
-                ("b.yaml", HandEditKind::Deleted),
+                ("b.yaml", HandEditKind::Removed),
                 ("extra.yaml", HandEditKind::Added)
             ]
         );

@@ -155,8 +155,13 @@ fn file_remote_first_publish_noop_change_and_hand_edits() {
         url: DisplaySafeUrl::new(format!("file://{}", acme.display())),
         branch: "main".into(),
     };
-    let edits =
-        publish::remote_hand_edits(&target, &Options::new(env.path().join("drift-cache"))).unwrap();
+    // What the remote holds now, read as the watcher would: its head against its own lock.
+    let opts = Options::new(env.path().join("drift-cache"));
+    let cache = kubeprint::git::open_cache(&opts.cache_dir.join("acme-prod.git")).unwrap();
+    let head = kubeprint::git::fetch(&cache, &target.url, &target.branch, &opts.credentials)
+        .unwrap()
+        .unwrap();
+    let edits = publish::hand_edits(&kubeprint::git::read_commit(&cache, head).unwrap());
     assert_eq!(
         edits.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
         ["values/cilium.yaml"]

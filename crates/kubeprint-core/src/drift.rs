@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::lock::{LOCK_FILE, Lock};
+pub use crate::lock::{HandEdit, HandEditKind, hand_edits};
 use crate::model::catalog::Support;
 use crate::model::{Catalog, ClusterSpec, Role};
 use crate::yaml;
@@ -87,23 +87,6 @@ pub struct Published {
     pub commit: String,
     /// When it was committed, if known: how long an application has lagged is counted from it.
     pub at: Option<Timestamp>,
-}
-
-/// A file of a cluster repository changed by hand, against the lock's sha256.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HandEdit {
-    pub path: String,
-    pub change: EditKind,
-}
-
-/// How a file differs from the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EditKind {
-    Modified,
-    Added,
-    Removed,
 }
 
 /// What was seen of the fleet.
@@ -391,10 +374,10 @@ pub fn drift_cluster(
     };
 
     for edit in &d.hand_edits {
-        let how = match edit.change {
-            EditKind::Modified => "was changed by hand",
-            EditKind::Added => "was added by hand",
-            EditKind::Removed => "was removed by hand",
+        let how = match edit.kind {
+            HandEditKind::Modified => "was changed by hand",
+            HandEditKind::Added => "was added by hand",
+            HandEditKind::Removed => "was removed by hand",
         };
         findings.push(Finding {
             severity: Severity::Warning,
@@ -898,48 +881,6 @@ pub fn desired_cluster(
     }
 }
 
-/// The files of a cluster repository that differ from its lock file: hand edits.
-///
-/// `README.md` and the lock itself are not in the lock's list; a repository without a
-/// lock yields no finding here (nothing was published yet).
-pub fn hand_edits(files: &BTreeMap<String, Vec<u8>>) -> Vec<HandEdit> {
-    let Some(lock) = files
-        .get(LOCK_FILE)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|t| Lock::parse(t).ok())
-    else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (path, sha) in &lock.files {
-        match files.get(path) {
-            None => out.push(HandEdit {
-                path: path.clone(),
-                change: EditKind::Removed,
-            }),
-            Some(bytes) if crate::digest::sha256_hex(bytes) != *sha => out.push(HandEdit {
-                path: path.clone(),
-                change: EditKind::Modified,
-            }),
-            Some(_) => {}
-        }
-    }
-    for path in files.keys() {
-        if path != LOCK_FILE
-            && path != "README.md"
-            && !lock.files.contains_key(path)
-            && !path.starts_with(".git/")
-        {
-            out.push(HandEdit {
-                path: path.clone(),
-                change: EditKind::Added,
-            });
-        }
-    }
-    out.sort();
-    out
-}
-
 fn is_commit(r: &str) -> bool {
     r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -971,6 +912,7 @@ pub fn human(d: SignedDuration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::{LOCK_FILE, Lock};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -1444,16 +1386,16 @@ mod tests {
         .into_iter()
         .collect();
         let edits = hand_edits(&files);
-        let expect = |p: &str, change| HandEdit {
+        let expect = |p: &str, kind| HandEdit {
             path: p.into(),
-            change,
+            kind,
         };
         assert_eq!(
             edits,
             vec![
-                expect("apps/a.yaml", EditKind::Modified),
-                expect("apps/b.yaml", EditKind::Removed),
-                expect("apps/extra.yaml", EditKind::Added),
+                expect("apps/a.yaml", HandEditKind::Modified),
+                expect("apps/b.yaml", HandEditKind::Removed),
+                expect("apps/extra.yaml", HandEditKind::Added),
             ]
         );
         let mut d = desired_cluster_fixture();

@@ -1,4 +1,6 @@
-//! The lock file: where a rendered tree came from and the sha256 of each of its files.
+//! The lock file: where a rendered tree came from and the sha256 of each of its files, and
+//! the one definition of a hand edit (a file that differs from the lock), which publish
+//! refuses to overwrite and drift reports.
 
 use std::collections::BTreeMap;
 
@@ -86,4 +88,88 @@ impl Lock {
             ..self.clone()
         }
     }
+}
+
+/// A file of a cluster repository that is not what kubeprint wrote.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HandEdit {
+    pub path: String,
+    pub kind: HandEditKind,
+}
+
+/// How a file differs from the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandEditKind {
+    /// Its sha256 is not the lock's (or, for the lock itself, the lock does not parse).
+    Modified,
+    /// The lock does not list it.
+    Added,
+    /// The lock lists it; the repository lacks it.
+    Removed,
+}
+
+impl HandEditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandEditKind::Modified => "modified",
+            HandEditKind::Added => "added",
+            HandEditKind::Removed => "removed",
+        }
+    }
+}
+
+/// The files of a cluster repository that differ from the sha256 list of its own lock.
+///
+/// `files` is what the repository holds (a commit's tree, or a work tree: `.git/` is not
+/// part of it). An empty repository has no hand edits. A non-empty one without a lock that
+/// parses was not published by kubeprint: every file counts as added (the lock, if present,
+/// as modified). `README.md` is in the lock like every file but the lock itself.
+pub fn hand_edits(files: &BTreeMap<String, Vec<u8>>) -> Vec<HandEdit> {
+    let ours = |p: &str| !p.starts_with(".git/");
+    let lock = files
+        .get(LOCK_FILE)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| Lock::parse(t).ok());
+    let Some(lock) = lock else {
+        return files
+            .keys()
+            .filter(|p| ours(p))
+            .map(|p| HandEdit {
+                path: p.clone(),
+                kind: if p == LOCK_FILE {
+                    HandEditKind::Modified
+                } else {
+                    HandEditKind::Added
+                },
+            })
+            .collect();
+    };
+    let mut edits = Vec::new();
+    for (path, bytes) in files {
+        if path == LOCK_FILE || !ours(path) {
+            continue;
+        }
+        match lock.files.get(path) {
+            None => edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Added,
+            }),
+            Some(sum) if *sum != digest::sha256_hex(bytes) => edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Modified,
+            }),
+            Some(_) => {}
+        }
+    }
+    for path in lock.files.keys() {
+        if !files.contains_key(path) {
+            edits.push(HandEdit {
+                path: path.clone(),
+                kind: HandEditKind::Removed,
+            });
+        }
+    }
+    edits.sort();
+    edits
 }
