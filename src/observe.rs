@@ -378,14 +378,15 @@ pub fn observed_app(app: &Application) -> ObservedApp {
         .collect();
     revisions.extend(sync.revisions);
     ObservedApp {
-        sync: sync.status,
+        sync: sync.status.as_str().into(),
         revisions,
-        health: status.health.map(|h| h.status).unwrap_or_default(),
+        health: status.health.map(|h| h.status).unwrap_or_default().into(),
         operation_phase: status
             .operation_state
             .as_ref()
-            .map(|o| o.phase.clone())
-            .filter(|p| !p.is_empty()),
+            .map(|o| o.phase.as_str())
+            .filter(|p| !p.is_empty())
+            .map(Into::into),
         operation_message: status.operation_state.and_then(|o| o.message),
         conditions: status
             .conditions

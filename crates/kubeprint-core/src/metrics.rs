@@ -108,12 +108,12 @@ pub fn render(report: &DriftReport) -> String {
             let app = esc(&a.name);
             lines[idx("kubeprint_app_sync")].push(format!(
                 "{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}",
-                esc(&a.sync),
+                esc(a.sync.as_str()),
                 check(a.sync_check)
             ));
             lines[idx("kubeprint_app_health")].push(format!(
                 "{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}",
-                esc(&a.health),
+                esc(a.health.as_str()),
                 check(a.health_check)
             ));
             lines[idx("kubeprint_app_revision_current")].push(format!(
