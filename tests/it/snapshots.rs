@@ -1,6 +1,8 @@
-//! Snapshots of every example cluster's rendered tree: a reviewer sees in the snapshot
-//! diff exactly what a change does to the output. Update with `cargo insta review` (or
-//! `INSTA_UPDATE=always cargo test --test snapshots`) and commit the `.snap` files.
+//! Snapshots of every example cluster's rendered tree, one per rendered file
+//! (`snapshots/rendered/<cluster>/<path with / as __>.snap`): a reviewer sees in the diff
+//! exactly which files a change touches and how. Update with `cargo insta review` (or
+//! `INSTA_UPDATE=always cargo test --test it snapshots::`) and commit the `.snap` files; CI
+//! rejects a snapshot no test refers to any more (`--unreferenced=reject`).
 
 use kubeprint::{fleet, load};
 
@@ -14,18 +16,6 @@ fn render_example() -> std::collections::BTreeMap<String, kubeprint::tree::Rende
     fleet::render_all(&checked, &names).unwrap()
 }
 
-fn document(tree: &kubeprint::tree::RenderedTree) -> String {
-    let mut out = String::new();
-    for (path, bytes) in &tree.files {
-        out.push_str(&format!("=== {path} ===\n"));
-        out.push_str(&String::from_utf8_lossy(bytes));
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[test]
 fn rendered_trees_of_the_example_clusters() {
     let trees = render_example();
@@ -34,7 +24,15 @@ fn rendered_trees_of_the_example_clusters() {
         ["acme-prod", "globex-dev", "initech-prod"]
     );
     for (name, tree) in &trees {
-        insta::assert_snapshot!(name.as_str(), document(tree));
+        insta::with_settings!({
+            snapshot_path => format!("snapshots/rendered/{name}"),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            for (path, bytes) in &tree.files {
+                insta::assert_snapshot!(path.replace('/', "__"), String::from_utf8_lossy(bytes));
+            }
+        });
     }
 }
 
