@@ -15,6 +15,8 @@ mod network;
 mod services;
 mod sizes;
 mod tenants;
+#[cfg(test)]
+mod tests;
 mod topology;
 mod versions;
 
