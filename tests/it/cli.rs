@@ -1,7 +1,7 @@
 //! The binary on fixture fleets: validate, render, --check, explain, schema, and every
 //! kind of bad input, each with its exact error and nothing written.
 
-use crate::support::{Fixture, TODAY, with_workers};
+use crate::support::{Fixture, TODAY};
 
 fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -316,76 +316,6 @@ fn an_unknown_field_suggests_the_right_one() {
 }
 
 #[test]
-fn two_workers() {
-    let f = Fixture::example();
-    let spec = f.read("overlays/clusters/globex-dev.yaml");
-    f.write(
-        "overlays/clusters/globex-dev.yaml",
-        &with_workers(&spec, "globex-dev", &["AZ05"], 2, "10.30"),
-    );
-    f.edit(
-        "overlays/clusters/globex-dev.yaml",
-        "nodeSubnet: 10.30.1.0/24",
-        "nodeSubnet: 10.30.0.0/16",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/globex-dev.yaml:17:5: a devtest cluster needs at least 3 workers, this one has 2",
-    );
-}
-
-#[test]
-fn a_hundred_and_one_production_workers() {
-    let f = Fixture::example();
-    let spec = f.read("overlays/clusters/acme-prod.yaml");
-    f.write(
-        "overlays/clusters/acme-prod.yaml",
-        &with_workers(&spec, "acme-prod", &["AZ05", "AZ06", "AZ07"], 101, "10.20"),
-    );
-    f.edit(
-        "overlays/clusters/acme-prod.yaml",
-        "nodeSubnet: 10.20.5.0/24",
-        "nodeSubnet: 10.20.0.0/16",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/acme-prod.yaml:25:5: a production cluster has at most 100 workers, this one has 101",
-    );
-}
-
-#[test]
-fn two_hundred_and_fifty_one_devtest_workers() {
-    let f = Fixture::example();
-    let spec = f.read("overlays/clusters/globex-dev.yaml");
-    f.write(
-        "overlays/clusters/globex-dev.yaml",
-        &with_workers(&spec, "globex-dev", &["AZ05"], 251, "10.30"),
-    );
-    f.edit(
-        "overlays/clusters/globex-dev.yaml",
-        "nodeSubnet: 10.30.1.0/24",
-        "nodeSubnet: 10.30.0.0/16",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/globex-dev.yaml:17:5: a devtest cluster has at most 250 workers, this one has 251",
-    );
-    // 250 is allowed.
-    let f = Fixture::example();
-    f.write(
-        "overlays/clusters/globex-dev.yaml",
-        &with_workers(&spec, "globex-dev", &["AZ05"], 250, "10.30"),
-    );
-    f.edit(
-        "overlays/clusters/globex-dev.yaml",
-        "nodeSubnet: 10.30.1.0/24",
-        "nodeSubnet: 10.30.0.0/16",
-    );
-    let out = f.run(&["validate", "--today", TODAY]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-}
-
-#[test]
 fn an_eight_core_worker() {
     let f = Fixture::example();
     f.edit(
@@ -396,49 +326,6 @@ fn an_eight_core_worker() {
     assert_rejected(
         &f,
         "error: overlays/clusters/acme-prod.yaml:23:5: a worker needs at least 12 vCPU and 24 GiB of memory, not 8 vCPU and 32 GiB",
-    );
-}
-
-#[test]
-fn a_kubernetes_version_outside_the_support_window() {
-    let f = Fixture::example();
-    f.edit(
-        "overlays/clusters/acme-prod.yaml",
-        "kubernetes: \"1.36.3\"",
-        "kubernetes: \"1.33.5\"",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/acme-prod.yaml:7:3: Kubernetes 1.33 is outside the supported window (N-2) since 2026-07-21 (as of 2026-11-25)",
-    );
-    assert_rejected(&f, "hint: upgrade to one of: 1.35, 1.36, 1.37");
-}
-
-#[test]
-fn a_talos_version_that_does_not_support_the_kubernetes_version() {
-    let f = Fixture::example();
-    f.edit(
-        "overlays/clusters/acme-prod.yaml",
-        "talos: v1.13.9",
-        "talos: v1.12.11",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/acme-prod.yaml:8:3: Talos v1.12.11 does not support Kubernetes 1.36 (it supports 1.30, 1.31, 1.32, 1.33, 1.34, 1.35)",
-    );
-}
-
-#[test]
-fn a_duplicate_node_address() {
-    let f = Fixture::example();
-    f.edit(
-        "overlays/clusters/acme-prod.yaml",
-        "address: 10.20.5.32}",
-        "address: 10.20.5.31}",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/acme-prod.yaml:27:44: address 10.20.5.31 is used twice (first at `nodes.workers.hosts[0]`)",
     );
 }
 
@@ -541,16 +428,27 @@ fn a_change_to_one_cluster_rewrites_only_that_cluster() {
     );
 }
 
+/// kubeprint-core's tests read the example fleet compiled in (the core reads no file):
+/// its list must name every input file of the example fleet.
 #[test]
-fn pod_addresses_may_not_overlap_the_nodes() {
-    let f = Fixture::example();
-    f.edit(
-        "overlays/clusters/acme-prod.yaml",
-        "podCidr: 10.244.0.0/16",
-        "podCidr: 10.20.0.0/16",
-    );
-    assert_rejected(
-        &f,
-        "error: overlays/clusters/acme-prod.yaml:38:3: 10.20.0.0/16 overlaps `network.nodeSubnet`",
+fn every_file_of_the_example_fleet_is_listed_for_the_core_tests() {
+    let root = crate::support::repo();
+    let listed =
+        std::fs::read_to_string(root.join("crates/kubeprint-core/src/model/example.rs")).unwrap();
+    let mut missing = Vec::new();
+    for top in ["fleet.yaml", "versions.yaml", "blueprints", "overlays"] {
+        for e in walkdir::WalkDir::new(root.join(top)).sort_by_file_name() {
+            let e = e.unwrap();
+            if e.file_type().is_file() {
+                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                if !listed.contains(&format!("example_file!(\"{rel}\")")) {
+                    missing.push(rel);
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "add to crates/kubeprint-core/src/model/example.rs: {missing:?}"
     );
 }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use kubeprint::check::{self, Schemas};
@@ -88,14 +87,6 @@ impl Fixture {
     fn path(&self) -> &Path {
         self.dir.path()
     }
-
-    fn cluster_text(&self, cluster: &str) -> String {
-        std::fs::read_to_string(
-            self.path()
-                .join(format!("overlays/clusters/{cluster}.yaml")),
-        )
-        .unwrap()
-    }
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -108,28 +99,6 @@ fn copy(from: &Path, to: &Path) {
     } else {
         std::fs::copy(from, to).unwrap();
     }
-}
-
-/// Runs the binary hermetically.
-fn kubeprint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubeprint"))
-        .args(args)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("the binary runs")
-}
-
-/// `file:line:column` of the first occurrence of `needle` in `text`.
-fn location(file: &str, text: &str, needle: &str) -> String {
-    let at = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("`{needle}` not in {file}"));
-    let line = text[..at].matches('\n').count() + 1;
-    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("{file}:{line}:{column}")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -390,170 +359,6 @@ fn a_cluster_without_tenants_renders_policies_and_no_tenant() {
             );
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Validation through the binary
-
-#[test]
-fn an_unknown_ingress_class_is_an_error_at_its_place_and_nothing_is_rendered() {
-    let fixture = Fixture::new("initech-prod", |text| {
-        text.replace(
-            "    ingressClasses: [nginx-external]\n",
-            "    ingressClasses: [nginx-externl]\n",
-        )
-    });
-    let fleet = fixture.path().to_str().unwrap();
-    let out = kubeprint(&["validate", "--fleet", fleet, "--today", TODAY]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let file = "overlays/clusters/initech-prod.yaml";
-    let at = location(
-        file,
-        &fixture.cluster_text("initech-prod"),
-        "nginx-externl]",
-    );
-    let expected = format!(
-        "error: {at}: unknown ingress class `nginx-externl`\n  hint: did you mean `nginx-external`?\n"
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
-
-    let rendered = fixture.path().join("rendered");
-    let out = kubeprint(&[
-        "render",
-        "--fleet",
-        fleet,
-        "--today",
-        TODAY,
-        "--out",
-        rendered.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(!rendered.exists(), "render wrote despite the error");
-}
-
-#[test]
-fn an_unknown_storage_class_is_an_error_at_its_place() {
-    let fixture = Fixture::new("initech-prod", |text| {
-        text.replace(
-            "storageClasses: [ceph-block, ceph-filesystem, ceph-bucket]",
-            "storageClasses: [ceph-block, ceph-filesystem, ceph-nfs]",
-        )
-    });
-    let out = kubeprint(&[
-        "validate",
-        "--fleet",
-        fixture.path().to_str().unwrap(),
-        "--today",
-        TODAY,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let file = "overlays/clusters/initech-prod.yaml";
-    let at = location(file, &fixture.cluster_text("initech-prod"), "ceph-nfs]");
-    let expected = format!(
-        "error: {at}: unknown storage class `ceph-nfs`\n  hint: did you mean `ceph-filesystem`?\n"
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
-}
-
-#[test]
-fn two_tenants_claiming_one_prefix_are_an_error() {
-    let fixture = Fixture::new("initech-prod", |text| {
-        text.replace("  - name: analytics\n", "  - name: payments-analytics\n")
-    });
-    let out = kubeprint(&[
-        "validate",
-        "--fleet",
-        fixture.path().to_str().unwrap(),
-        "--today",
-        TODAY,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let file = "overlays/clusters/initech-prod.yaml";
-    let at = location(
-        file,
-        &fixture.cluster_text("initech-prod"),
-        "name: payments-analytics\n",
-    );
-    let expected = format!(
-        "error: {at}: tenants `payments` and `payments-analytics` claim the same namespace prefix (`payments-*`)\n  hint: rename one of them (the other is `tenants[0]`)\n"
-    );
-    assert!(stderr.contains(&expected), "{stderr}");
-}
-
-#[test]
-fn tenant_rights_are_checked_against_the_rest_of_the_spec() {
-    let fixture = Fixture::new("initech-prod", |text| {
-        text.replace("allowFromTenants: [web]", "allowFromTenants: [wbe]")
-            .replace(
-                "registries: [registry.initech.example]",
-                "registries: [https://registry.initech.example]",
-            )
-            .replace(
-                "quota: {cpu: \"48\", memory: 192Gi}",
-                "quota: {cpu: \"48\", memory: 192GB}",
-            )
-            .replace("  - name: web\n", "  - name: kube\n")
-    });
-    let out = kubeprint(&[
-        "validate",
-        "--fleet",
-        fixture.path().to_str().unwrap(),
-        "--today",
-        TODAY,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let messages: Vec<&str> = report["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
-    for expected in [
-        "unknown tenant `wbe`",
-        "`https://registry.initech.example` is not a registry host",
-        "`192GB` is not a Kubernetes quantity",
-        "tenant `kube` claims the prefix `kube-*` of the platform namespace `kube-node-lease`",
-    ] {
-        assert!(messages.contains(&expected), "{expected}\n{messages:#?}");
-    }
-    assert_eq!(messages.len(), 4, "{messages:#?}");
-}
-
-#[test]
-fn a_policy_action_other_than_enforce_or_audit_is_an_error() {
-    let fixture = Fixture::new("acme-prod", |text| {
-        text.replace(
-            "kubeContext: admin@acme-prod\n",
-            "kubeContext: admin@acme-prod\nsettings:\n  policyAction: Deny\n",
-        )
-    });
-    let out = kubeprint(&[
-        "validate",
-        "--fleet",
-        fixture.path().to_str().unwrap(),
-        "--today",
-        TODAY,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let at = location(
-        "overlays/clusters/acme-prod.yaml",
-        &fixture.cluster_text("acme-prod"),
-        "policyAction: Deny\n",
-    );
-    assert!(
-        stderr.contains(&format!(
-            "error: {at}: `settings.policyAction` is \"Deny\", neither `Enforce` nor `Audit` (tier `production`)"
-        )),
-        "{stderr}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -985,32 +790,5 @@ fn ingresses_use_only_the_tenants_classes() {
             &tenant_ns("payments")
         ),
         Verdict::Skipped
-    );
-}
-
-#[test]
-fn tenants_without_capsule_are_an_error() {
-    let fixture = Fixture::new("initech-prod", |text| {
-        format!("{text}components:\n  capsule:\n    enabled: false\n")
-    });
-    let out = kubeprint(&[
-        "validate",
-        "--fleet",
-        fixture.path().to_str().unwrap(),
-        "--today",
-        TODAY,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let at = location(
-        "overlays/clusters/initech-prod.yaml",
-        &fixture.cluster_text("initech-prod"),
-        "tenants:\n",
-    );
-    assert!(
-        stderr.contains(&format!(
-            "error: {at}: the cluster has tenants but the `capsule` component is off\n"
-        )),
-        "{stderr}"
     );
 }

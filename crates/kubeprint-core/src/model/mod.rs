@@ -6,6 +6,8 @@
 
 pub mod catalog;
 pub mod cluster;
+#[cfg(test)]
+pub mod example;
 pub mod labels;
 pub mod net;
 
