@@ -245,6 +245,22 @@ fn check_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
+    // `List`, `ConfigMapList`, ...: each item is an object of its own.
+    if kind.ends_with("List")
+        && let Some(items) = v.get("items").and_then(Value::as_array)
+    {
+        for (i, item) in items.iter().enumerate() {
+            check_object(
+                path,
+                doc,
+                &join(at, &format!("items[{i}]")),
+                item,
+                schemas,
+                report,
+            );
+        }
+        return;
+    }
     let ns = v.pointer("/metadata/namespace").and_then(Value::as_str);
     let object = Some(match ns {
         Some(ns) => format!("{kind} {ns}/{name}"),
@@ -275,6 +291,9 @@ fn check_object(
     if secrets::is_secret(v) {
         problem("", secrets::MESSAGE.into());
         return;
+    }
+    for p in secrets::embedded(v) {
+        problem(&p, format!("{} (embedded at `{p}`)", secrets::MESSAGE));
     }
     if let Some(errs) = schemas.check_custom_resource(v) {
         report.custom_resources += 1;
@@ -440,6 +459,41 @@ mod tests {
             Schemas::embedded(),
         );
         assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    }
+
+    #[test]
+    fn a_secret_inside_a_list_or_embedded_in_an_object_is_found() {
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s, namespace: x}\n  stringData: {password: hunter2}\n";
+        let nested = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - {apiVersion: v1, kind: Secret, metadata: {name: deep}}\n";
+        let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Namespace]}}]}\n    generate:\n      apiVersion: v1\n      kind: Secret\n      name: s\n      namespace: x\n      data:\n        type: Opaque\n        data: {token: aHVudGVyMg==}\n";
+        let report = check_tree(
+            &tree(&[
+                ("manifests/list.yaml", list),
+                ("manifests/nested.yaml", nested),
+                ("manifests/policy.yaml", policy),
+            ]),
+            Schemas::embedded(),
+        );
+        let secrets: Vec<&Problem> = report
+            .problems
+            .iter()
+            .filter(|p| p.message.contains("a Secret in the rendered repository"))
+            .collect();
+        assert_eq!(secrets.len(), 3, "{:?}", report.problems);
+        assert!(
+            secrets[0].location.starts_with("manifests/list.yaml:7:"),
+            "{}",
+            secrets[0]
+        );
+        assert_eq!(secrets[0].object.as_deref(), Some("Secret x/s"));
+        assert_eq!(secrets[1].object.as_deref(), Some("Secret deep"));
+        assert!(
+            secrets[2].location.starts_with("manifests/policy.yaml:8:"),
+            "{}",
+            secrets[2]
+        );
+        // The ConfigMap inside the List is checked as an object of its own.
+        assert_eq!(report.core_objects, 1);
     }
 
     #[test]
