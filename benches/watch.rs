@@ -166,10 +166,11 @@ fn main() {
         let clusters: BTreeMap<String, DesiredCluster> = (0..n).map(|i| (format!("c{i:04}"), desired_cluster(i))).collect();
         let desired = Arc::new(Desired { clusters, catalog: support::catalog(), policy: Policy::default() });
         let observed = SharedObserved::default();
+        let pool = observe::Pool::default();
         let start = Instant::now();
         for i in 0..n {
             let target = Target { cluster: format!("c{i:04}"), context: format!("ctx-c{i:04}"), argocd_namespace: "argocd".into() };
-            tokio::spawn(observe::watch_cluster(access.clone(), target, WatchTiming::default(), observed.clone(), Arc::new(|_: &str| {})));
+            tokio::spawn(observe::watch_cluster(access.clone(), pool.clone(), target, WatchTiming::default(), observed.clone(), Arc::new(|_: &str| {})));
         }
         let state = ServeState { desired, observed };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

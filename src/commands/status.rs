@@ -20,14 +20,15 @@ pub fn run(args: StatusArgs, printer: &Printer) -> Result {
     let access = access(&args.observe, targets.len())?;
     let runtime = runtime()?;
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let pool = observe::Pool::default();
     let observed = runtime.block_on(async {
         let results: Vec<(String, drift::ObservedCluster)> = futures::stream::iter(targets)
             .map(|t| {
-                let access = &access;
+                let (access, pool) = (&access, &pool);
                 async move {
                     (
                         t.cluster.clone(),
-                        observe::observe_once(access, &t, timeout).await,
+                        observe::observe_once(access, pool, &t, timeout).await,
                     )
                 }
             })

@@ -41,10 +41,12 @@ pub fn run(args: WatchArgs, printer: &Printer) -> Result {
         let desired = Arc::new(desired);
         let observed = SharedObserved::default();
         let on_change = transition_logger(desired.clone(), observed.clone());
+        let pool = observe::Pool::default();
         let mut tasks = tokio::task::JoinSet::new();
         for target in targets {
             tasks.spawn(observe::watch_cluster(
                 access.clone(),
+                pool.clone(),
                 target,
                 timing,
                 observed.clone(),

@@ -45,6 +45,7 @@ async fn watch(server: &ApiServer, timing: WatchTiming, policy: Policy) -> Watch
     };
     tokio::spawn(observe::watch_cluster(
         access,
+        observe::Pool::default(),
         target,
         timing,
         observed.clone(),
