@@ -14,9 +14,10 @@ pub(super) fn is_secret(object: &Value) -> bool {
 }
 
 /// The span paths (`spec.rules[0].generate.data`) of every Secret embedded below the top
-/// level of `object`: a mapping with `kind: Secret` that is a core object (`apiVersion: v1`)
-/// or carries secret material (`data`, `stringData`). A reference such as
-/// `{kind: Secret, name: x}` is not one.
+/// level of `object`: a mapping with `kind: Secret` that is a whole object (`metadata`) or
+/// carries secret material (`data`, `stringData`). A reference such as
+/// `{kind: Secret, name: x}` or Kasten's `{apiVersion: v1, kind: Secret, name: x,
+/// namespace: y}` is not one.
 pub(super) fn embedded(object: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(object, "", true, &mut out);
@@ -28,7 +29,7 @@ fn walk(v: &Value, path: &str, top: bool, out: &mut Vec<String>) {
         Value::Object(m) => {
             if !top
                 && m.get("kind").and_then(Value::as_str) == Some("Secret")
-                && (m.get("apiVersion").and_then(Value::as_str) == Some("v1")
+                && (m.contains_key("metadata")
                     || m.contains_key("data")
                     || m.contains_key("stringData"))
             {
@@ -60,6 +61,7 @@ mod tests {
             "spec": {"rules": [
                 {"generate": {"data": {"kind": "Secret", "apiVersion": "v1", "data": {"k": "dg=="}}}},
                 {"match": {"kinds": ["Secret"]}, "ref": {"kind": "Secret", "name": "x"}},
+                {"credential": {"secret": {"apiVersion": "v1", "kind": "Secret", "name": "s3", "namespace": "kasten-io"}}},
             ]},
         });
         assert_eq!(embedded(&policy), vec!["spec.rules[0].generate.data"]);
