@@ -40,3 +40,31 @@ fn rendered_trees_of_the_example_clusters() {
 fn rendering_twice_gives_the_same_bytes() {
     assert_eq!(render_example(), render_example());
 }
+
+/// Small fixture fleets under `tests/data/fleets/<name>/`, each testing the engine on one
+/// shape (their blueprints are copies, so a change of the standard stack does not touch
+/// them), rendered and snapshotted per file.
+#[test]
+fn fixture_fleets_render_as_recorded() {
+    insta::glob!("../data/fleets", "*/fleet.yaml", |path| {
+        let dir = path.parent().unwrap();
+        let fixture = dir.file_name().unwrap().to_string_lossy().to_string();
+        let mut sources = load::load_dir(dir).unwrap();
+        sources.revision = None;
+        let checked = fleet::check(&sources, crate::support::TODAY.parse().unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
+        let names = fleet::select(&checked.fleet, &[]).unwrap();
+        for (cluster, tree) in fleet::render_all(&checked, &names).unwrap() {
+            insta::with_settings!({
+                snapshot_path => "snapshots/fleets",
+                prepend_module_to_snapshot => false,
+                omit_expression => true,
+            }, {
+                for (file, bytes) in &tree.files {
+                    let name = format!("{fixture}__{cluster}__{}", file.replace('/', "__"));
+                    insta::assert_snapshot!(name, String::from_utf8_lossy(bytes));
+                }
+            });
+        }
+    });
+}
