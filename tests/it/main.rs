@@ -14,6 +14,7 @@ mod dashboard;
 mod diff;
 mod hydrate;
 mod layering;
+mod limits;
 mod policies;
 mod publish;
 mod snapshots;

@@ -6,14 +6,56 @@
 //! in the [`Spans`] to point at the offending line. Writing uses `serde_norway` (the maintained fork of serde_yaml), whose
 //! output is canonical (2-space indent, block style, keys in the order given).
 //! Swapping either library touches this file only.
+//!
+//! The reader is bounded, whatever the text: collections nest at most [`MAX_DEPTH`] deep
+//! (aliases included), and aliases copy at most [`alias_budget`] units (a unit is a node
+//! or a byte of a string or key), so that a small file cannot expand to gigabytes (an
+//! "alias bomb") or overflow the stack. Text is decoded by [`decode_text`]: a UTF-8 BOM is
+//! dropped; invalid UTF-8 and NUL bytes are errors with their line and column.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// The deepest nesting of collections a YAML text may have, aliases included. The deepest
+/// document kubeprint meets (an upstream CRD schema) nests 33 deep.
+pub const MAX_DEPTH: usize = 128;
+/// What aliases may copy in any text: see [`alias_budget`].
+pub const ALIAS_FLOOR: u64 = 65_536;
+/// What aliases may copy per byte of the text: see [`alias_budget`].
+pub const ALIAS_PER_BYTE: u64 = 10;
+/// What aliases may copy at most, however large the text: see [`alias_budget`].
+pub const ALIAS_CAP: u64 = 1_000_000;
+
+/// How many units (a node, or a byte of a string or key) the aliases of a text of `len`
+/// bytes may copy in all: [`ALIAS_FLOOR`] + [`ALIAS_PER_BYTE`] × `len`, at most
+/// [`ALIAS_CAP`]. Without aliases a text's values are bounded by its size; with them, by
+/// its size and this budget.
+pub fn alias_budget(len: usize) -> u64 {
+    ALIAS_FLOOR
+        .saturating_add(ALIAS_PER_BYTE.saturating_mul(len as u64))
+        .min(ALIAS_CAP)
+}
+
+/// The size of a value in the units of [`alias_budget`]: one per value, plus the bytes
+/// of its strings and keys.
+pub fn weight(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => 1 + s.len() as u64,
+        Value::Array(items) => 1 + items.iter().map(weight).sum::<u64>(),
+        Value::Object(map) => {
+            1 + map
+                .iter()
+                .map(|(k, v)| k.len() as u64 + weight(v))
+                .sum::<u64>()
+        }
+        _ => 1,
+    }
+}
 
 /// A YAML value: JSON-shaped, maps keep their source order.
 pub type Value = serde_json::Value;
@@ -155,31 +197,98 @@ pub fn parse_all_unlocated(file: &str, text: &str) -> Result<Vec<Value>> {
 }
 
 fn parse_documents(file: &str, text: &str, located: bool) -> Result<Vec<Document>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = text.find('\0') {
+        return Err(nul_error(file, text, at));
+    }
     let mut builder = Builder {
         file,
         located,
         docs: Vec::new(),
         stack: Vec::new(),
         anchors: BTreeMap::new(),
+        alias_budget: alias_budget(text.len()),
+        alias_limit: alias_budget(text.len()),
         error: None,
     };
+    // The events are pulled one by one (yaml-rust2's `load` recurses once per nesting
+    // level, which a deep text turns into a stack overflow), and the first error stops
+    // the parse.
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let m = e.marker();
-        return Err(Error::Syntax {
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| Error::Syntax {
             file: file.to_string(),
-            location: loc(m),
+            location: loc(e.marker()),
             message: e.info().to_string(),
-        });
-    }
-    if let Some(e) = builder.error {
-        return Err(e);
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, mark);
+        if let Some(e) = builder.error.take() {
+            return Err(e);
+        }
     }
     Ok(builder
         .docs
         .into_iter()
         .filter(|d| !d.value.is_null())
         .collect())
+}
+
+/// Decodes an input file: UTF-8, with or without a BOM (dropped), and no NUL byte.
+/// Errors name the line and column of the first offending byte and what to do.
+pub fn decode_text(file: &str, bytes: &[u8]) -> Result<String> {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(Error::Shape {
+            file: file.to_string(),
+            location: Location { line: 1, column: 1 },
+            message: "the file is UTF-16 text; kubeprint reads UTF-8".into(),
+            hint: Some("save the file as UTF-8 (with or without a BOM)".into()),
+        });
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let good = e.valid_up_to();
+            let valid = std::str::from_utf8(&bytes[..good]).expect("valid up to there");
+            return Err(Error::Shape {
+                file: file.to_string(),
+                location: position(valid, good),
+                message: format!("byte 0x{:02X} is not UTF-8 text", bytes[good]),
+                hint: Some(
+                    "save the file as UTF-8 (kubeprint reads no other encoding), or fix the byte at that position"
+                        .into(),
+                ),
+            });
+        }
+    };
+    if let Some(at) = text.find('\0') {
+        return Err(nul_error(file, text, at));
+    }
+    Ok(text.to_string())
+}
+
+fn nul_error(file: &str, text: &str, at: usize) -> Error {
+    Error::Shape {
+        file: file.to_string(),
+        location: position(text, at),
+        message: "a NUL byte: text files have none".into(),
+        hint: Some(
+            "remove the NUL byte; if the file is binary or UTF-16, save it as UTF-8 text".into(),
+        ),
+    }
+}
+
+/// The 1-based line and column (in characters) of byte `at` of `text`.
+fn position(text: &str, at: usize) -> Location {
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Location {
+        line: before.bytes().filter(|b| *b == b'\n').count() as u32 + 1,
+        column: before[line_start..].chars().count() as u32 + 1,
+    }
 }
 
 /// Reads a typed value from a parsed document; errors point at the offending key.
@@ -300,13 +409,35 @@ enum Frame {
         path: String,
         items: Vec<Value>,
         anchor: usize,
+        size: Size,
     },
     Map {
         path: String,
         map: Mapping,
         pending_key: Option<(String, Location)>,
         anchor: usize,
+        size: Size,
     },
+}
+
+/// The weight (see [`weight`]) and height (nesting levels: 0 for a scalar) of a value,
+/// kept as it is built so that an alias is costed without walking its value.
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    weight: u64,
+    height: usize,
+}
+
+impl Size {
+    const COLLECTION: Size = Size {
+        weight: 1,
+        height: 1,
+    };
+
+    fn add_child(&mut self, child: Size) {
+        self.weight = self.weight.saturating_add(child.weight);
+        self.height = self.height.max(child.height + 1);
+    }
 }
 
 struct Builder<'a> {
@@ -315,7 +446,11 @@ struct Builder<'a> {
     located: bool,
     docs: Vec<Document>,
     stack: Vec<Frame>,
-    anchors: BTreeMap<usize, Value>,
+    anchors: BTreeMap<usize, (Value, Size)>,
+    /// What anchors and aliases may still copy, in units of [`weight`].
+    alias_budget: u64,
+    /// The whole budget of this text, for the error message.
+    alias_limit: u64,
     error: Option<Error>,
 }
 
@@ -366,18 +501,40 @@ impl Builder<'_> {
         }
     }
 
-    fn push_value(&mut self, value: Value, at: Location) {
+    /// Opens a collection, unless that nests deeper than [`MAX_DEPTH`].
+    fn open(&mut self, frame: Frame, at: Location) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(
+                at,
+                format!("the YAML nests deeper than {MAX_DEPTH} levels"),
+                "flatten the structure; no kubeprint input needs that depth",
+            );
+            return;
+        }
+        self.stack.push(frame);
+    }
+
+    fn push_value(&mut self, value: Value, size: Size, at: Location) {
         match self.stack.last_mut() {
             None => {
                 if let Some(doc) = self.docs.last_mut() {
                     doc.value = value;
                 }
             }
-            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Seq {
+                items, size: own, ..
+            }) => {
+                own.add_child(size);
+                items.push(value);
+            }
             Some(Frame::Map {
-                map, pending_key, ..
+                map,
+                pending_key,
+                size: own,
+                ..
             }) => match pending_key.take() {
                 Some((key, _)) => {
+                    own.add_child(size);
                     map.insert(key, value);
                 }
                 None => {
@@ -403,18 +560,65 @@ impl Builder<'_> {
                         );
                         return;
                     }
+                    own.weight = own.weight.saturating_add(key.len() as u64);
                     *pending_key = Some((key, at));
                 }
             },
         }
     }
-}
 
-impl MarkedEventReceiver for Builder<'_> {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
+    /// Takes `weight` units from the alias budget; false (and the error) when it has not
+    /// that much left.
+    fn charge(&mut self, weight: u64, at: Location) -> bool {
+        if weight > self.alias_budget {
+            self.fail(
+                at,
+                format!(
+                    "the anchors and aliases of this file expand to more than {} nodes and bytes (an \"alias bomb\")",
+                    self.alias_limit
+                ),
+                "write the values out, or use fewer and smaller aliases (`*name`)",
+            );
+            return false;
         }
+        self.alias_budget -= weight;
+        true
+    }
+
+    /// Records an anchored value; its copy counts against the alias budget.
+    fn anchor(&mut self, id: usize, value: &Value, size: Size, at: Location) {
+        if self.charge(size.weight, at) {
+            self.anchors.insert(id, (value.clone(), size));
+        }
+    }
+
+    /// The value an alias stands for, if the depth and the alias budget allow its copy.
+    fn alias(&mut self, id: usize, at: Location) -> Option<(Value, Size)> {
+        let Some(&(_, size)) = self.anchors.get(&id) else {
+            self.fail(
+                at,
+                "this alias refers to an anchor that is not complete here (an alias inside its own anchor, or an anchor of another document)".into(),
+                "define the anchor (`&name`) before and outside its aliases (`*name`), in the same document",
+            );
+            return None;
+        };
+        if self.stack.len() + size.height > MAX_DEPTH {
+            self.fail(
+                at,
+                format!("this alias nests the YAML deeper than {MAX_DEPTH} levels"),
+                "flatten the structure; no kubeprint input needs that depth",
+            );
+            return None;
+        }
+        // Charged before the copy is made: a refused alias costs nothing.
+        if !self.charge(size.weight, at) {
+            return None;
+        }
+        let (value, _) = &self.anchors[&id];
+        Some((value.clone(), size))
+    }
+
+    fn on_event(&mut self, ev: Event, mark: Marker) {
         let at = loc(&mark);
         match ev {
             Event::DocumentStart => {
@@ -427,24 +631,33 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::Scalar(text, style, anchor, tag) => {
                 self.next_path(at);
                 let value = resolve_scalar(&text, style, tag.as_ref().map(|t| t.suffix.as_str()));
+                let size = Size {
+                    weight: 1 + text.len() as u64,
+                    height: 0,
+                };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
+                    self.anchor(anchor, &value, size, at);
                 }
-                self.push_value(value, at);
+                self.push_value(value, size, at);
             }
             Event::Alias(id) => {
                 self.next_path(at);
-                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
-                self.push_value(value, at);
+                if let Some((value, size)) = self.alias(id, at) {
+                    self.push_value(value, size, at);
+                }
             }
             Event::SequenceStart(anchor, _) => {
                 let path = self.next_path(at);
                 match path {
-                    Some(path) => self.stack.push(Frame::Seq {
-                        path,
-                        items: Vec::new(),
-                        anchor,
-                    }),
+                    Some(path) => self.open(
+                        Frame::Seq {
+                            path,
+                            items: Vec::new(),
+                            anchor,
+                            size: Size::COLLECTION,
+                        },
+                        at,
+                    ),
                     None => self.fail(
                         at,
                         "a mapping key must be a plain value".into(),
@@ -455,12 +668,16 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::MappingStart(anchor, _) => {
                 let path = self.next_path(at);
                 match path {
-                    Some(path) => self.stack.push(Frame::Map {
-                        path,
-                        map: Mapping::new(),
-                        pending_key: None,
-                        anchor,
-                    }),
+                    Some(path) => self.open(
+                        Frame::Map {
+                            path,
+                            map: Mapping::new(),
+                            pending_key: None,
+                            anchor,
+                            size: Size::COLLECTION,
+                        },
+                        at,
+                    ),
                     None => self.fail(
                         at,
                         "a mapping key must be a plain value".into(),
@@ -469,9 +686,16 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
-                    Some(Frame::Map { map, anchor, .. }) => {
+                let (value, anchor, size) = match self.stack.pop() {
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        size,
+                        ..
+                    }) => (Value::Array(items), anchor, size),
+                    Some(Frame::Map {
+                        map, anchor, size, ..
+                    }) => {
                         if map.contains_key("<<") {
                             self.fail(
                                 at,
@@ -479,14 +703,14 @@ impl MarkedEventReceiver for Builder<'_> {
                                 "write the keys out",
                             );
                         }
-                        (Value::Object(map), anchor)
+                        (Value::Object(map), anchor, size)
                     }
                     None => return,
                 };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
+                    self.anchor(anchor, &value, size, at);
                 }
-                self.push_value(value, at);
+                self.push_value(value, size, at);
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
@@ -610,6 +834,128 @@ mod tests {
             err.to_string().starts_with("c.yaml:2:3: invalid type"),
             "{err}"
         );
+    }
+
+    /// `levels` anchors of 9 aliases each to the one before: 9^levels strings.
+    pub(crate) fn alias_bomb(levels: usize) -> String {
+        let mut text =
+            String::from("settings:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..levels {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            text.push_str(&format!("  l{i}: &l{i} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_alias_that_overflows_the_budget() {
+        let text = alias_bomb(9);
+        assert!(text.len() < 2048);
+        let err = parse("bomb.yaml", &text).unwrap_err();
+        let Error::Shape {
+            location, message, ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert!(message.contains("alias bomb"), "{err}");
+        assert!(
+            message.contains(&alias_budget(text.len()).to_string()),
+            "{err}"
+        );
+        // 9 + 81 + 729 + 6561 strings fit; the 5th level's aliases do not.
+        assert_eq!(location.line, 6, "{err}");
+        assert!(err.hint().is_some());
+        // The typed read and the unlocated reader go through the same limits.
+        assert!(from_str::<Value>("bomb.yaml", &text).is_err());
+        assert!(parse_all_unlocated("bomb.yaml", &text).is_err());
+    }
+
+    #[test]
+    fn aliases_within_the_budget_are_copied() {
+        let doc = parse("a.yaml", "base: &b {x: 1, y: [a, b]}\none: *b\ntwo: *b\n").unwrap();
+        assert_eq!(
+            doc.value["two"],
+            serde_json::json!({"x": 1, "y": ["a", "b"]})
+        );
+        assert_eq!(alias_budget(0), ALIAS_FLOOR);
+        assert_eq!(alias_budget(10), ALIAS_FLOOR + 100);
+        assert_eq!(alias_budget(usize::MAX), ALIAS_CAP);
+    }
+
+    #[test]
+    fn what_the_reader_builds_stays_within_the_text_and_the_budget() {
+        // The 4-level bomb fits: its output is bounded by the budget.
+        let text = alias_bomb(4);
+        let doc = parse("b.yaml", &text).unwrap();
+        assert!(weight(&doc.value) <= 8 * text.len() as u64 + alias_budget(text.len()));
+    }
+
+    #[test]
+    fn an_anchor_cannot_be_used_inside_itself_or_in_another_document() {
+        let err = parse("r.yaml", "a: &a [1, *a]\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("r.yaml:1:11: this alias"),
+            "{err}"
+        );
+        let err = parse_all("m.yaml", "a: &a 1\n---\nb: *a\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("m.yaml:3:4: this alias"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_overflowing_the_stack() {
+        // Block sequences: one level per two characters, no recursion in the reader.
+        let deep = "- ".repeat(20_000) + "x\n";
+        let err = parse("deep.yaml", &deep).unwrap_err();
+        assert!(err.to_string().contains("deeper than 128 levels"), "{err}");
+        assert_eq!(err.to_string().split(':').nth(1), Some("1"), "{err}");
+        // Flow collections.
+        let flow = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse("flow.yaml", &flow).is_err());
+        // Aliases of aliases: each adds a level.
+        let mut chain = String::from("n0: &n0 [x]\n");
+        for i in 1..2_000 {
+            chain.push_str(&format!("n{i}: &n{i} [*n{}]\n", i - 1));
+        }
+        let err = parse("chain.yaml", &chain).unwrap_err();
+        assert!(err.to_string().starts_with("chain.yaml:128:"), "{err}");
+        assert!(err.to_string().contains("deeper than 128"), "{err}");
+        // 128 levels are fine.
+        let ok = "- ".repeat(MAX_DEPTH) + "x\n";
+        assert!(parse("ok.yaml", &ok).is_ok());
+        let over = "- ".repeat(MAX_DEPTH + 1) + "x\n";
+        assert!(parse("over.yaml", &over).is_err());
+    }
+
+    #[test]
+    fn a_bom_is_dropped_and_a_nul_is_an_error_at_its_position() {
+        let doc = parse("bom.yaml", "\u{feff}# comment\na: 1\n").unwrap();
+        assert_eq!(doc.value, serde_json::json!({"a": 1}));
+        assert_eq!(doc.spans.get("a"), Some(Location { line: 2, column: 1 }));
+        let err = parse("nul.yaml", "a: 1\nbé: x\0y\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nul.yaml:2:6: a NUL byte: text files have none"
+        );
+        assert!(err.hint().unwrap().contains("remove the NUL byte"));
+    }
+
+    #[test]
+    fn decoding_drops_a_bom_and_locates_what_is_not_text() {
+        assert_eq!(decode_text("f", b"\xEF\xBB\xBFa: 1\n").unwrap(), "a: 1\n");
+        let err = decode_text("f.yaml", b"a: 1\nb: caf\xE9\n").unwrap_err();
+        assert_eq!(err.to_string(), "f.yaml:2:7: byte 0xE9 is not UTF-8 text");
+        assert!(err.hint().unwrap().contains("UTF-8"));
+        let err = decode_text("f.yaml", b"\xEF\xBB\xBFa: 1\n\0").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f.yaml:2:1: a NUL byte: text files have none"
+        );
+        let err = decode_text("u16.yaml", b"\xFF\xFEa\0:\0").unwrap_err();
+        assert!(err.to_string().contains("UTF-16"), "{err}");
     }
 
     #[test]

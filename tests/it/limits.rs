@@ -1,0 +1,159 @@
+//! The limits on input, through the binary where a user meets them: YAML alias bombs and
+//! nesting, value paths, `-j`, template fuel, symbolic links, BOM/NUL/invalid UTF-8, and
+//! the `watch` server's timeouts and connection limit. Each run is bounded in time, and
+//! the YAML ones in memory too (`ulimit -v`), so that a regression fails instead of
+//! taking the machine down.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::git::{Env, text};
+use crate::support::{Fixture, TODAY};
+
+/// The address space a run may use: the example fleet renders in less than a quarter of
+/// it; before the limits, the 9-level bomb below took 23 GB.
+const MEMORY_KIB: u64 = 2 * 1024 * 1024;
+
+/// Runs `cmd` under `ulimit -v MEMORY_KIB`, killed after `secs`; panics past that.
+fn bounded(cmd: &Command, secs: u64) -> (String, String, i32) {
+    run_for(cmd, secs, Some(MEMORY_KIB))
+}
+
+/// Runs `cmd` with at most `memory` KiB of address space, killed after `secs`.
+fn run_for(cmd: &Command, secs: u64, memory: Option<u64>) -> (String, String, i32) {
+    let ulimit = memory.map_or(String::new(), |kib| format!("ulimit -v {kib} && "));
+    let mut limited = Command::new("sh");
+    limited
+        .arg("-c")
+        .arg(format!("{ulimit}exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            limited.env(k, v);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    let started = Instant::now();
+    let mut child = limited.spawn().unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{:?} {:?} still running after {secs} s; stderr: {}",
+                cmd.get_program(),
+                cmd.get_args().collect::<Vec<_>>(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    text(&child.wait_with_output().unwrap())
+}
+
+/// `kubeprint ARGS` in `dir`, hermetic, bounded in time and memory.
+fn kubeprint(env: &Env, dir: &Path, args: &[&str], secs: u64) -> (String, String, i32) {
+    let mut cmd = env.kubeprint(dir);
+    cmd.args(args);
+    bounded(&cmd, secs)
+}
+
+/// `levels` anchors of 9 aliases each to the one before (9^levels strings), under
+/// `settings.bomb`; appended to a cluster spec that has no `settings`.
+fn alias_bomb(levels: usize) -> String {
+    let mut text = String::from(
+        "settings:\n  bomb:\n    l0: &l0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 1..levels {
+        let refs = vec![format!("*l{}", i - 1); 9].join(",");
+        text.push_str(&format!("    l{i}: &l{i} [{refs}]\n"));
+    }
+    text
+}
+
+/// The 1-based line of `spec` that starts with `prefix` (after indentation).
+fn line_of(spec: &str, prefix: &str) -> usize {
+    spec.lines()
+        .position(|l| l.trim_start().starts_with(prefix))
+        .unwrap()
+        + 1
+}
+
+const SPEC: &str = "overlays/clusters/globex-dev.yaml";
+
+fn append(dir: &Path, file: &str, text: &str) -> String {
+    let path = dir.join(file);
+    let spec = std::fs::read_to_string(&path).unwrap() + text;
+    std::fs::write(&path, &spec).unwrap();
+    spec
+}
+
+#[test]
+fn an_alias_bomb_in_a_spec_is_refused_at_its_line_by_every_command_that_loads_the_fleet() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    // 2 KB: 9^9 strings, 387 million.
+    let bomb = alias_bomb(9);
+    assert!(bomb.len() < 2048);
+    let spec = append(&fleet, SPEC, &bomb);
+    env.commit_all(&fleet, "A bomb in globex-dev's settings");
+    // The 5th level is the first whose copies do not fit in the file's budget.
+    let at = format!("{SPEC}:{}:", line_of(&spec, "l4:"));
+
+    let runs: [&[&str]; 5] = [
+        &["validate", "--today", TODAY],
+        &["render", "--today", TODAY, "--out", "../out"],
+        &["explain", "globex-dev", "settings.bomb", "--today", TODAY],
+        // A pull request's head, read from git objects.
+        &[
+            "diff", "--today", TODAY, "--base", "main~1", "--head", "main",
+        ],
+        &["diff", "--today", TODAY, "--base", "main~1"],
+    ];
+    for args in runs {
+        let (_, stderr, code) = kubeprint(&env, &fleet, args, 60);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(&at), "{args:?}: no `{at}` in {stderr}");
+        assert!(stderr.contains("alias bomb"), "{args:?}: {stderr}");
+        assert!(stderr.contains("hint: "), "{args:?}: {stderr}");
+    }
+    assert!(!fleet.join("../out").exists());
+}
+
+#[test]
+fn deep_nesting_is_refused_at_its_line_instead_of_overflowing_the_stack() {
+    let fx = Fixture::example();
+    // 1,200 anchors each holding an alias of the one before: 1,200 levels in 20 KB.
+    let mut chain = String::from("settings:\n  n0: &n0 [x]\n");
+    for i in 1..1200 {
+        chain.push_str(&format!("  n{i}: &n{i} [*n{}]\n", i - 1));
+    }
+    let spec = append(fx.path(), SPEC, &chain);
+    let env = Env::new();
+    let (_, stderr, code) = kubeprint(&env, fx.path(), &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 2, "{stderr}");
+    // The spec's mapping, `settings` and `n126`'s own list are 3 levels; `*n125` holds 126.
+    let at = format!("{SPEC}:{}:", line_of(&spec, "n126:"));
+    assert!(stderr.contains(&at), "no `{at}` in {stderr}");
+    assert!(stderr.contains("deeper than 128 levels"), "{stderr}");
+
+    // Block sequences nested 5,000 deep in 10 KB.
+    let fx = Fixture::example();
+    let deep = format!("settings:\n  deep:\n    {}x\n", "- ".repeat(5000));
+    let spec = append(fx.path(), SPEC, &deep);
+    let (_, stderr, code) = kubeprint(&env, fx.path(), &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 2, "{stderr}");
+    let at = format!("{SPEC}:{}:", line_of(&spec, "- - -"));
+    assert!(stderr.contains(&at), "no `{at}` in {stderr}");
+}
+
