@@ -2,10 +2,16 @@
 //!
 //! Only the inputs are read (`fleet.yaml`, `versions.yaml`, `blueprints/`, `overlays/`),
 //! so that the rest of the repository (sources, rendered output) cannot change a render.
+//!
+//! Both readers see the same files: a symbolic link among the inputs is refused by both
+//! (a checkout would follow it, possibly out of the repository, while git stores only the
+//! link's target path), and every file is decoded by [`yaml::decode_text`] (UTF-8, a BOM
+//! dropped, no NUL byte).
 
 use std::path::{Path, PathBuf};
 
 use crate::model::{Revision, Sources, paths};
+use crate::yaml;
 
 /// Errors reading a blueprint repository.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +22,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` is not UTF-8 text", path.display())]
-    NotText { path: PathBuf },
+    /// Not UTF-8 text, or a NUL byte; names the file, line and column.
+    #[error(transparent)]
+    NotText(yaml::Error),
+    #[error(
+        "`{path}` is a symbolic link: kubeprint reads no link among the blueprint repository's inputs"
+    )]
+    Symlink { path: String },
     #[error("`{}` is not a blueprint repository: it has no `fleet.yaml`", path.display())]
     NotAFleet { path: PathBuf },
     #[error("git: cannot read revision `{rev}` of `{}`", path.display())]
@@ -34,8 +45,23 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::NotText { .. } | Error::NotAFleet { .. } | Error::Git { .. }
+            Error::NotText(_) | Error::Symlink { .. } | Error::NotAFleet { .. } | Error::Git { .. }
         )
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotText(e) => e.hint().map(str::to_string),
+            Error::Symlink { .. } => Some(
+                "replace the link by a copy of the file or directory it points to: git stores a link as the path it points to, so `render` and `diff` would read different inputs"
+                    .into(),
+            ),
+            Error::NotAFleet { .. } | Error::Git { .. } => {
+                Some("pass `--fleet DIR` with the blueprint repository".into())
+            }
+            Error::Io { .. } => None,
+        }
     }
 }
 
@@ -50,6 +76,20 @@ pub fn is_input(path: &str) -> bool {
         || path.starts_with(paths::CLUSTERS)
 }
 
+/// Whether a symbolic link at `path` would stand for inputs: an input, or a directory
+/// that holds inputs (`blueprints`, `overlays`, `overlays/tiers`, `overlays/clusters`).
+fn link_is_refused(path: &str) -> bool {
+    is_input(path)
+        || [
+            paths::BLUEPRINTS,
+            "overlays/",
+            paths::TIERS,
+            paths::CLUSTERS,
+        ]
+        .iter()
+        .any(|dir| dir.strip_suffix('/') == Some(path))
+}
+
 /// Reads the inputs from a directory; records the git revision when it is a checkout.
 pub fn load_dir(root: &Path) -> Result<Sources> {
     if !root.join(paths::FLEET).is_file() {
@@ -60,10 +100,14 @@ pub fn load_dir(root: &Path) -> Result<Sources> {
     let mut sources = Sources::default();
     for top in [paths::FLEET, paths::CATALOG, "blueprints", "overlays"] {
         let start = root.join(top);
-        if !start.exists() {
+        // `symlink_metadata`: a link, even a dangling one, is seen (and refused) below.
+        if start.symlink_metadata().is_err() {
             continue;
         }
-        for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
+        let walk = walkdir::WalkDir::new(&start)
+            .follow_root_links(false)
+            .sort_by_file_name();
+        for entry in walk {
             let entry = entry.map_err(|e| Error::Io {
                 path: e
                     .path()
@@ -73,20 +117,21 @@ pub fn load_dir(root: &Path) -> Result<Sources> {
                     .into_io_error()
                     .unwrap_or_else(|| std::io::Error::other("walk failed")),
             })?;
-            if !entry.file_type().is_file() {
+            let rel = relative(root, entry.path());
+            if entry.path_is_symlink() {
+                if link_is_refused(&rel) {
+                    return Err(Error::Symlink { path: rel });
+                }
                 continue;
             }
-            let rel = relative(root, entry.path());
-            if !is_input(&rel) {
+            if !entry.file_type().is_file() || !is_input(&rel) {
                 continue;
             }
             let bytes = fs_err::read(entry.path()).map_err(|source| Error::Io {
                 path: entry.path().into(),
                 source,
             })?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::NotText {
-                path: entry.path().into(),
-            })?;
+            let text = yaml::decode_text(&rel, &bytes).map_err(Error::NotText)?;
             sources.files.insert(rel, text);
         }
     }
@@ -156,23 +201,28 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
     }
     let mut sources = Sources::default();
     let mut failure = None;
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         if entry.kind() != Some(git2::ObjectType::Blob) {
             return git2::TreeWalkResult::Ok;
         }
         let path = format!("{dir}{}", entry.name().unwrap_or(""));
+        if entry.filemode() == i32::from(git2::FileMode::Link) {
+            if link_is_refused(&path) {
+                failure = Some(Error::Symlink { path });
+                return git2::TreeWalkResult::Abort;
+            }
+            return git2::TreeWalkResult::Ok;
+        }
         if !is_input(&path) {
             return git2::TreeWalkResult::Ok;
         }
         match repo.find_blob(entry.id()) {
-            Ok(blob) => match std::str::from_utf8(blob.content()) {
+            Ok(blob) => match yaml::decode_text(&path, blob.content()) {
                 Ok(text) => {
-                    sources.files.insert(path, text.to_string());
+                    sources.files.insert(path, text);
                 }
-                Err(_) => {
-                    failure = Some(Error::NotText {
-                        path: PathBuf::from(path),
-                    });
+                Err(e) => {
+                    failure = Some(Error::NotText(e));
                     return git2::TreeWalkResult::Abort;
                 }
             },
@@ -182,11 +232,12 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
             }
         }
         git2::TreeWalkResult::Ok
-    })
-    .map_err(git_err)?;
+    });
+    // An aborted walk is an error of git2's; the reason is ours.
     if let Some(e) = failure {
         return Err(e);
     }
+    walked.map_err(git_err)?;
     if !sources.files.contains_key(paths::FLEET) {
         return Err(Error::NotAFleet {
             path: repo_path.join(subdir),

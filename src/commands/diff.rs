@@ -95,11 +95,19 @@ fn load_error(which: &str, rev: &str, err: load::Error) -> CommandError {
     let unknown = matches!(&err, load::Error::Git { source, .. }
         if matches!(source.code(), git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec | git2::ErrorCode::Ambiguous));
     let user = err.is_user_error() && (unknown || !matches!(err, load::Error::Git { .. }));
+    let own_hint = match &err {
+        load::Error::NotText(_) | load::Error::Symlink { .. } => err.hint(),
+        _ => None,
+    };
     let error = anyhow::Error::new(err).context(format!("{which} `{rev}`"));
     if user {
-        let hint = unknown.then(|| {
-            format!("is `{rev}` a commit, branch or tag of the blueprint repository? In CI, fetch it first (`git fetch origin {rev}`)")
-        });
+        let hint = if unknown {
+            Some(format!(
+                "is `{rev}` a commit, branch or tag of the blueprint repository? In CI, fetch it first (`git fetch origin {rev}`)"
+            ))
+        } else {
+            own_hint
+        };
         CommandError::bad_input(error, hint)
     } else {
         CommandError::environment(error)

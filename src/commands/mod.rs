@@ -93,10 +93,8 @@ impl From<fleet::Error> for CommandError {
 impl From<kubeprint::load::Error> for CommandError {
     fn from(err: kubeprint::load::Error) -> Self {
         if err.is_user_error() {
-            CommandError::bad_input(
-                err,
-                Some("pass `--fleet DIR` with the blueprint repository".into()),
-            )
+            let hint = err.hint();
+            CommandError::bad_input(err, hint)
         } else {
             CommandError::environment(err)
         }

@@ -157,3 +157,129 @@ fn deep_nesting_is_refused_at_its_line_instead_of_overflowing_the_stack() {
     assert!(stderr.contains(&at), "no `{at}` in {stderr}");
 }
 
+#[test]
+fn a_symbolic_link_among_the_inputs_is_refused_by_render_and_diff_alike() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    std::fs::create_dir_all(fleet.join("specs")).unwrap();
+    std::fs::rename(fleet.join(SPEC), fleet.join("specs/globex-dev.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../specs/globex-dev.yaml", fleet.join(SPEC)).unwrap();
+    env.commit_all(&fleet, "globex-dev's spec through a link");
+
+    let refused = format!("`{SPEC}` is a symbolic link");
+    for args in [
+        &["render", "--today", TODAY, "--out", "../out"][..],
+        &["validate", "--today", TODAY],
+        &[
+            "diff", "--today", TODAY, "--base", "main~1", "--head", "main",
+        ],
+        &[
+            "diff", "--today", TODAY, "--base", "main", "--head", "main~1",
+        ],
+    ] {
+        let (_, stderr, code) = kubeprint(&env, &fleet, args, 60);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(&refused), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("hint: replace the link by a copy"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // A linked directory of inputs too.
+    let fx = Fixture::example();
+    std::fs::rename(fx.path().join("overlays/tiers"), fx.path().join("tiers")).unwrap();
+    std::os::unix::fs::symlink("../tiers", fx.path().join("overlays/tiers")).unwrap();
+    let (_, stderr, code) = kubeprint(&env, fx.path(), &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`overlays/tiers` is a symbolic link"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bom_is_accepted_and_nul_or_invalid_utf8_are_located_with_what_to_do() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let path = fleet.join(SPEC);
+    let original = std::fs::read(&path).unwrap();
+
+    // A BOM (Windows editors write one): accepted, by the directory and the git readers.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(&original);
+    std::fs::write(&path, &bom).unwrap();
+    let (_, stderr, code) = kubeprint(&env, &fleet, &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 0, "{stderr}");
+    env.commit_all(&fleet, "A BOM");
+    let (_, stderr, code) = kubeprint(
+        &env,
+        &fleet,
+        &[
+            "diff", "--today", TODAY, "--base", "main~1", "--head", "main",
+        ],
+        60,
+    );
+    assert_eq!(code, 0, "a BOM changes nothing: {stderr}");
+
+    // A NUL byte on line 3 (`client: glo\0bex`), column 12.
+    let nul = String::from_utf8(original.clone()).unwrap().replacen(
+        "client: globex",
+        "client: glo\0bex",
+        1,
+    );
+    std::fs::write(&path, &nul).unwrap();
+    let (_, stderr, code) = kubeprint(&env, &fleet, &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {SPEC}:3:12: a NUL byte")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: remove the NUL byte"), "{stderr}");
+    env.commit_all(&fleet, "A NUL byte");
+    let (_, stderr, code) = kubeprint(
+        &env,
+        &fleet,
+        &[
+            "diff", "--today", TODAY, "--base", "main~1", "--head", "main",
+        ],
+        60,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{SPEC}:3:12: a NUL byte")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: remove the NUL byte"), "{stderr}");
+
+    // Latin-1 `é` (0xE9) on line 3, column 12.
+    let mut latin1 = original.clone();
+    let at = original
+        .windows(14)
+        .position(|w| w == b"client: globex")
+        .unwrap();
+    latin1.splice(at + 11..at + 11, [0xE9]);
+    std::fs::write(&path, &latin1).unwrap();
+    let (_, stderr, code) = kubeprint(&env, &fleet, &["validate", "--today", TODAY], 60);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {SPEC}:3:12: byte 0xE9 is not UTF-8 text")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: save the file as UTF-8"), "{stderr}");
+    env.commit_all(&fleet, "Latin-1");
+    let (_, stderr, code) = kubeprint(
+        &env,
+        &fleet,
+        &[
+            "diff", "--today", TODAY, "--base", "main~2", "--head", "main",
+        ],
+        60,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{SPEC}:3:12: byte 0xE9")),
+        "{stderr}"
+    );
+}
+
