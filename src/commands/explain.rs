@@ -1,6 +1,6 @@
 //! `kubeprint explain CLUSTER PATH`: a merged value and where it came from.
 
-use kubeprint::plan;
+use kubeprint::plan::{self, Segment};
 
 use super::{CommandError, ExitStatus, Printer, Result, load_checked};
 use crate::cli::{ExplainArgs, OutputFormat};
@@ -8,47 +8,51 @@ use crate::cli::{ExplainArgs, OutputFormat};
 pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
     let checked = load_checked(&args.fleet, printer)?;
     let names = kubeprint::fleet::select(&checked.fleet, std::slice::from_ref(&args.cluster))?;
+    let path = plan::ValuePath::parse(&args.path)
+        .map_err(|e| CommandError::bad_input(e, Some(plan::PathError::HINT.to_string())))?;
     let plan = plan::plan(&checked.fleet, &checked.templates, &names[0])
         .map_err(|e| CommandError::bad_input(e, None))?;
-    let (merged, rest) = if let Some(rest) = args.path.strip_prefix("settings") {
-        (&plan.settings, rest.trim_start_matches('.'))
-    } else if let Some(rest) = args.path.strip_prefix("values.") {
-        let (component, rest) = rest.split_once('.').unwrap_or((rest, ""));
-        match plan
-            .components
-            .iter()
-            .find(|c| c.component.name == component)
-        {
-            Some(pc) => (&pc.values, rest),
-            None => {
-                let off = plan.disabled.iter().find(|(n, _)| n == component);
-                let hint = match off {
-                    Some((_, why)) => format!(
-                        "`{component}` is disabled for this cluster at {}",
-                        why.location
-                    ),
-                    None => format!(
-                        "the components are: {}",
-                        plan.components
-                            .iter()
-                            .map(|c| c.component.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
-                return Err(CommandError::bad_input(
-                    anyhow::anyhow!("no component `{component}` in cluster `{}`", args.cluster),
-                    Some(hint),
-                ));
-            }
-        }
-    } else {
-        return Err(CommandError::bad_input(
+    let not_a_value_path = || {
+        CommandError::bad_input(
             anyhow::anyhow!("`{}` is not a value path", args.path),
             Some("paths start with `values.<component>.` or `settings.`".into()),
-        ));
+        )
     };
-    let Some((value, origin)) = merged.lookup(rest) else {
+    let (merged, rest) = match path.0.as_slice() {
+        [Segment::Key(first), rest @ ..] if first == "settings" => (&plan.settings, rest),
+        [Segment::Key(first), Segment::Key(component), rest @ ..] if first == "values" => {
+            match plan
+                .components
+                .iter()
+                .find(|c| &c.component.name == component)
+            {
+                Some(pc) => (&pc.values, rest),
+                None => {
+                    let off = plan.disabled.iter().find(|(n, _)| n == component);
+                    let hint = match off {
+                        Some((_, why)) => format!(
+                            "`{component}` is disabled for this cluster at {}",
+                            why.location
+                        ),
+                        None => format!(
+                            "the components are: {}",
+                            plan.components
+                                .iter()
+                                .map(|c| c.component.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    return Err(CommandError::bad_input(
+                        anyhow::anyhow!("no component `{component}` in cluster `{}`", args.cluster),
+                        Some(hint),
+                    ));
+                }
+            }
+        }
+        _ => return Err(not_a_value_path()),
+    };
+    let Some((value, origin)) = merged.lookup(&plan::ValuePath(rest.to_vec())) else {
         return Err(CommandError::bad_input(
             anyhow::anyhow!("`{}` is not set for cluster `{}`", args.path, args.cluster),
             Some(

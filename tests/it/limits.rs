@@ -283,3 +283,59 @@ fn a_bom_is_accepted_and_nul_or_invalid_utf8_are_located_with_what_to_do() {
     );
 }
 
+#[test]
+fn a_malformed_value_path_is_bad_input_with_its_column() {
+    let fx = Fixture::example();
+    let env = Env::new();
+    for (path, column) in [
+        ("settings.a[0]]", 14),
+        ("settings.a[", 11),
+        ("settings..a", 10),
+        ("settings.a[x]", 12),
+        ("values.cilium.", 15),
+    ] {
+        let (_, stderr, code) = kubeprint(
+            &env,
+            fx.path(),
+            &["explain", "initech-prod", path, "--today", TODAY],
+            60,
+        );
+        assert_eq!(code, 2, "{path}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: `{path}`, column {column}: ")),
+            "{path}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: a path is keys separated by `.`"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Well-formed paths still work, list items included; `settingsx` is no `settings.x`.
+    let (stdout, stderr, code) = kubeprint(
+        &env,
+        fx.path(),
+        &[
+            "explain",
+            "initech-prod",
+            "settings.oidc.authUrl",
+            "--today",
+            TODAY,
+        ],
+        60,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("from cluster at overlays/clusters/initech-prod.yaml:58:"),
+        "{stdout}"
+    );
+    let (_, stderr, code) = kubeprint(
+        &env,
+        fx.path(),
+        &["explain", "initech-prod", "settingsoidc", "--today", TODAY],
+        60,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a value path"), "{stderr}");
+}
+

@@ -77,17 +77,18 @@ impl Merged {
         merge_into(&mut self.value, layer, "", &mut self.origins, &at);
     }
 
-    /// The value at a dotted path (`a.b.c`, `list[0]`) and its origin.
-    pub fn lookup(&self, path: &str) -> Option<(&Value, Option<&Origin>)> {
+    /// The value at a path and its origin; `None` when the tree has no value there.
+    pub fn lookup(&self, path: &ValuePath) -> Option<(&Value, Option<&Origin>)> {
         let mut v = &self.value;
-        for seg in split_path(path) {
+        for seg in &path.0 {
             v = match seg {
-                Seg::Key(k) => v.as_object()?.get(k)?,
-                Seg::Index(i) => v.as_array()?.get(i)?,
+                Segment::Key(k) => v.as_object()?.get(k)?,
+                Segment::Index(i) => v.as_array()?.get(*i)?,
             };
         }
         // The origin of a value is its own, or that of the nearest ancestor that set it whole.
-        let mut p = path;
+        let canonical = path.to_string();
+        let mut p = canonical.as_str();
         loop {
             if let Some(o) = self.origins.get(p) {
                 return Some((v, Some(o)));
@@ -175,26 +176,112 @@ fn remove_origins(origins: &mut BTreeMap<String, Origin>, path: &str) {
     origins.retain(|k, _| k != path && !k.starts_with(&dotted) && !k.starts_with(&indexed));
 }
 
-enum Seg<'a> {
-    Key(&'a str),
+/// One step of a [`ValuePath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// A mapping key.
+    Key(String),
+    /// A list index.
     Index(usize),
 }
 
-fn split_path(path: &str) -> Vec<Seg<'_>> {
-    let mut out = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
-        if !key.is_empty() {
-            out.push(Seg::Key(key));
-        }
-        while let Some(end) = rest.find(']') {
-            if let Ok(i) = rest[1..end].parse() {
-                out.push(Seg::Index(i));
+/// A path to a value: keys separated by `.`, list items as `[N]` (`a.b[0].c`, `list[2][1]`).
+/// The empty path is the whole tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValuePath(pub Vec<Segment>);
+
+/// A path that does not parse, with the (1-based, in characters) column of the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}`, column {column}: {message}")]
+pub struct PathError {
+    pub path: String,
+    pub column: usize,
+    pub message: String,
+}
+
+impl PathError {
+    /// How paths are written.
+    pub const HINT: &'static str = "a path is keys separated by `.`, with `[N]` for the N-th item of a list (from 0): `settings.ceph.mons`, `values.cilium.ipam.operator.clusterPoolIPv4PodCIDRList[0]`";
+}
+
+impl ValuePath {
+    /// Parses `a.b[0].c`. Keys are any characters but `.`, `[` and `]`; an index is a
+    /// decimal number in brackets; nothing may be empty (`a..b`, `a.`, `[]`).
+    pub fn parse(path: &str) -> Result<ValuePath, PathError> {
+        let fail = |at: usize, message: String| PathError {
+            path: path.to_string(),
+            column: path[..at].chars().count() + 1,
+            message,
+        };
+        let mut segments = Vec::new();
+        let bytes = path.as_bytes();
+        let mut i = 0;
+        // Whether a key may start here (at the start, or after a `.`).
+        let mut key_expected = true;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'[' => {
+                    if key_expected && i > 0 {
+                        return Err(fail(i, "a key is missing after `.`".into()));
+                    }
+                    let close = path[i..]
+                        .find(']')
+                        .map(|n| i + n)
+                        .ok_or_else(|| fail(i, "`[` is not closed by `]`".into()))?;
+                    let digits = &path[i + 1..close];
+                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(fail(
+                            i + 1,
+                            format!("`[{digits}]` is not a list index (a number from 0)"),
+                        ));
+                    }
+                    let index = digits
+                        .parse()
+                        .map_err(|_| fail(i + 1, format!("the index {digits} is too large")))?;
+                    segments.push(Segment::Index(index));
+                    i = close + 1;
+                    key_expected = false;
+                }
+                b']' => return Err(fail(i, "`]` without a matching `[`".into())),
+                b'.' => {
+                    if key_expected {
+                        return Err(fail(i, "an empty key (`..`, or `.` first)".into()));
+                    }
+                    key_expected = true;
+                    i += 1;
+                    if i == bytes.len() {
+                        return Err(fail(i, "the path ends with `.`".into()));
+                    }
+                }
+                _ => {
+                    if !key_expected {
+                        return Err(fail(i, "expected `.` or `[` after `]`".into()));
+                    }
+                    let end = path[i..]
+                        .find(['.', '[', ']'])
+                        .map_or(path.len(), |n| i + n);
+                    segments.push(Segment::Key(path[i..end].to_string()));
+                    i = end;
+                    key_expected = false;
+                }
             }
-            rest = &rest[end + 1..];
         }
+        Ok(ValuePath(segments))
     }
-    out
+}
+
+impl std::fmt::Display for ValuePath {
+    /// The path as [`Spans`] and origins key it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Segment::Key(k) if i == 0 => f.write_str(k)?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One component as it will be deployed to one cluster.
@@ -405,10 +492,74 @@ mod tests {
             json!({"a": {"y": 3, "z": null}, "l": [9], "gone": null}),
         ]);
         assert_eq!(m.value, json!({"a": {"x": 1, "y": 3}, "l": [9]}));
-        assert_eq!(m.lookup("a.x").unwrap().1.unwrap().location, "l0.yaml:1:1");
-        assert_eq!(m.lookup("a.y").unwrap().1.unwrap().layer, Layer::Cluster);
-        assert_eq!(m.lookup("l[0]").unwrap().0, &json!(9));
+        let at = |p: &str| ValuePath::parse(p).unwrap();
+        assert_eq!(
+            m.lookup(&at("a.x")).unwrap().1.unwrap().location,
+            "l0.yaml:1:1"
+        );
+        assert_eq!(
+            m.lookup(&at("a.y")).unwrap().1.unwrap().layer,
+            Layer::Cluster
+        );
+        assert_eq!(m.lookup(&at("l[0]")).unwrap().0, &json!(9));
+        assert_eq!(m.lookup(&at("l[0].deeper")), None);
+        assert_eq!(m.lookup(&at("l[1]")), None);
         assert!(m.origins.keys().all(|k| !k.starts_with("gone")));
+    }
+
+    #[test]
+    fn paths_parse_or_say_where_they_are_wrong() {
+        use Segment::{Index, Key};
+        let ok = |p: &str| ValuePath::parse(p).unwrap().0;
+        assert_eq!(ok(""), vec![]);
+        assert_eq!(ok("a"), vec![Key("a".into())]);
+        assert_eq!(
+            ok("a.b[0][12].c-d"),
+            vec![
+                Key("a".into()),
+                Key("b".into()),
+                Index(0),
+                Index(12),
+                Key("c-d".into())
+            ]
+        );
+        assert_eq!(ok("[3]"), vec![Index(3)]);
+        assert_eq!(
+            ValuePath::parse("a.b[0][12].c").unwrap().to_string(),
+            "a.b[0][12].c"
+        );
+        let err = |p: &str| ValuePath::parse(p).unwrap_err();
+        assert_eq!(err("a[0]]").column, 5);
+        assert_eq!(
+            err("a[0]]").to_string(),
+            "`a[0]]`, column 5: `]` without a matching `[`"
+        );
+        assert_eq!(err("a[").column, 2);
+        assert_eq!(err("a[x]").column, 3);
+        assert_eq!(err("a[]").column, 3);
+        assert_eq!(err("a[-1]").column, 3);
+        assert_eq!(err("a..b").column, 3);
+        assert_eq!(err(".a").column, 1);
+        assert_eq!(err("a.").column, 3);
+        assert_eq!(err("a[0]b").column, 5);
+        assert_eq!(err("a.[0]").column, 3);
+        assert!(
+            err("a[99999999999999999999999]")
+                .message
+                .contains("too large")
+        );
+        assert_eq!(err("é]").column, 2);
+    }
+
+    proptest! {
+        /// Any text: a path, or an error whose column is inside the text; never a panic.
+        #[test]
+        fn any_text_parses_or_fails_with_a_column(path in "[a-c.\\[\\]0-9é]{0,12}") {
+            match ValuePath::parse(&path) {
+                Ok(p) => prop_assert_eq!(ValuePath::parse(&p.to_string()).unwrap(), p),
+                Err(e) => prop_assert!(e.column >= 1 && e.column <= path.chars().count() + 1),
+            }
+        }
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {
