@@ -229,8 +229,8 @@ pub struct PublishArgs {
     /// Overwrite hand edits in a cluster's repository (with a new commit; history is kept).
     #[arg(long)]
     pub force: bool,
-    /// Clusters published at the same time (connections).
-    #[arg(long, short = 'j', default_value_t = 4)]
+    /// Clusters published at the same time (connections), 1 to 256.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = jobs())]
     pub jobs: usize,
     /// Pushes tried per cluster when someone else pushes in between.
     #[arg(long, default_value_t = 5)]
@@ -297,12 +297,21 @@ pub struct RenderArgs {
     /// Write nothing: compare with what is on disk, exit 1 and name the files that differ.
     #[arg(long)]
     pub check: bool,
-    /// Threads to render with (default: one per core).
-    #[arg(long, short = 'j')]
+    /// Threads to render with, 1 to 256 (default: one per core).
+    #[arg(long, short = 'j', value_parser = jobs())]
     pub jobs: Option<usize>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+/// The most threads or connections `-j` may ask for: each is a thread with its stack, and
+/// no machine or git server is served faster by more.
+pub const MAX_JOBS: u64 = 256;
+
+/// `-j N`: a number from 1 to [`MAX_JOBS`]; anything else is a usage error (exit 2).
+fn jobs() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=MAX_JOBS)
 }
 
 /// `kubeprint explain`

@@ -339,3 +339,21 @@ fn a_malformed_value_path_is_bad_input_with_its_column() {
     assert!(stderr.contains("is not a value path"), "{stderr}");
 }
 
+#[test]
+fn jobs_out_of_range_are_usage_errors_before_any_thread_starts() {
+    let fx = Fixture::example();
+    let env = Env::new();
+    for jobs in ["100000", "0", "257"] {
+        for command in ["render", "publish"] {
+            let (_, stderr, code) = kubeprint(&env, fx.path(), &[command, "-j", jobs], 20);
+            assert_eq!(code, 2, "{command} -j {jobs}: {stderr}");
+            assert!(stderr.contains("1..=256"), "{command} -j {jobs}: {stderr}");
+        }
+    }
+    // 256 threads: each reserves its stack, more than `bounded` allows.
+    let mut cmd = env.kubeprint(fx.path());
+    cmd.args(["render", "-j", "256", "--today", TODAY, "--out", "out"]);
+    let (_, stderr, code) = run_for(&cmd, 120, None);
+    assert_eq!(code, 0, "{stderr}");
+}
+
