@@ -357,3 +357,24 @@ fn jobs_out_of_range_are_usage_errors_before_any_thread_starts() {
     assert_eq!(code, 0, "{stderr}");
 }
 
+#[test]
+fn a_template_that_loops_without_end_runs_out_of_fuel_and_names_itself() {
+    let fx = Fixture::example();
+    let template = "blueprints/cilium/manifests/spin.yaml.j2";
+    fx.write(
+        template,
+        "# ten billion iterations\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n",
+    );
+    let env = Env::new();
+    let (_, stderr, code) = kubeprint(
+        &env,
+        fx.path(),
+        &["render", "--today", TODAY, "--cluster", "globex-dev"],
+        120,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&format!("{template}:2: ")), "{stderr}");
+    assert!(stderr.contains("minijinja fuel"), "{stderr}");
+    assert!(!fx.path().join("rendered/globex-dev").exists());
+}
+
