@@ -378,3 +378,228 @@ fn a_template_that_loops_without_end_runs_out_of_fuel_and_names_itself() {
     assert!(!fx.path().join("rendered/globex-dev").exists());
 }
 
+// The `watch` server.
+
+mod server {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use kubeprint::drift::{Desired, Policy};
+    use kubeprint::observe::SharedObserved;
+    use kubeprint::serve::{Limits, ServeState};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::support::TODAY;
+    use crate::support::kube::{self as support, ApiServer};
+
+    /// How long `stream` stays open without the client sending anything more: the time
+    /// until the server closes it (EOF or reset), or `None` after `within`.
+    async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => {} // a response (408, or to a complete request): read on
+            }
+        }
+    }
+
+    async fn healthz(addr: SocketAddr) -> Option<u16> {
+        tokio::time::timeout(Duration::from_secs(5), support::http_get(addr, "/healthz"))
+            .await
+            .ok()?
+            .ok()
+            .map(|(code, _)| code)
+    }
+
+    async fn in_process(limits: Limits) -> SocketAddr {
+        let state = ServeState {
+            desired: Arc::new(Desired {
+                clusters: Default::default(),
+                catalog: support::catalog(),
+                policy: Policy::default(),
+            }),
+            observed: SharedObserved::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(kubeprint::serve::serve_with(
+            listener,
+            state,
+            limits,
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn half_sent_idle_and_kept_alive_connections_are_closed_after_the_header_timeout() {
+        let limits = Limits {
+            header_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let addr = in_process(limits).await;
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        for (what, stream) in [
+            ("half-sent", &mut half),
+            ("idle", &mut idle),
+            ("kept alive", &mut kept),
+        ] {
+            let after = closed_within(stream, Duration::from_secs(10)).await;
+            assert!(
+                after.is_some(),
+                "the {what} connection is still open after 10 s"
+            );
+        }
+        assert_eq!(healthz(addr).await, Some(200));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_past_the_limit_are_closed_at_once_and_the_server_answers_when_some_end() {
+        let limits = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        let addr = in_process(limits).await;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let closed = closed_within(&mut extra, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "the 5th connection is still open");
+        assert_ne!(healthz(addr).await, Some(200), "no room while 4 are held");
+        held.pop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if healthz(addr).await == Some(200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "/healthz never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_response_nobody_reads_is_abandoned_after_the_io_timeout() {
+        let limits = Limits {
+            io_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let addr = in_process(limits).await;
+        // Pipelined requests whose responses fill the socket buffers: the server's writes
+        // wait for a reader that never comes.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+        let (mut rd, mut wr) = stream.split();
+        let write = async {
+            let _ = wr.write_all(requests.as_bytes()).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(20), write).await;
+        // Now read: the server gave up, so what was sent ends with EOF or a reset.
+        let mut buf = vec![0u8; 1 << 16];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+                Err(_) => panic!("the connection is still open"),
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// `kubeprint watch` with its default limits: 10 s for headers, 512 connections.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watch_command_closes_stalled_connections_and_caps_them() {
+        // 513 connections from here, 513 in the server: more than a default soft limit.
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let want = limit.maximum.map_or(4096, |m| m.min(4096));
+        if limit.current.is_some_and(|c| c < want) {
+            let raised = Rlimit {
+                current: Some(want),
+                maximum: limit.maximum,
+            };
+            setrlimit(Resource::Nofile, raised).unwrap();
+        }
+
+        let api = ApiServer::start().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let kc = support::write_kubeconfig(&api, tmp.path(), &["acme-prod"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubeprint"))
+            .args(["watch", "--today", TODAY, "--cluster", "acme-prod"])
+            .args([
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env_clear()
+            .env("HOME", tmp.path())
+            .env("NO_COLOR", "1")
+            .current_dir(support::fleet_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while healthz(addr).await != Some(200) {
+            assert!(Instant::now() < deadline, "watch never served /healthz");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A half-sent request and a silent connection: closed after 10 s.
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let (a, b) = tokio::join!(
+            closed_within(&mut half, Duration::from_secs(20)),
+            closed_within(&mut silent, Duration::from_secs(20)),
+        );
+        for (what, after) in [("half-sent", a), ("silent", b)] {
+            let after = after.unwrap_or_else(|| panic!("the {what} connection is open after 20 s"));
+            assert!(
+                after >= Duration::from_secs(8),
+                "{what}: closed after {after:?}"
+            );
+        }
+
+        // 512 connections held: the 513th is closed at once.
+        let mut held = Vec::new();
+        for _ in 0..512 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let closed = closed_within(&mut extra, Duration::from_secs(3)).await;
+        assert!(closed.is_some(), "the 513th connection is open");
+        // Some end: the server answers again.
+        held.truncate(500);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while healthz(addr).await != Some(200) {
+            assert!(Instant::now() < deadline, "/healthz never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
