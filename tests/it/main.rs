@@ -12,6 +12,7 @@ mod support;
 mod cli;
 mod dashboard;
 mod diff;
+mod fuzz;
 mod hydrate;
 mod layering;
 mod limits;
