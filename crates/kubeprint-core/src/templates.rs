@@ -36,10 +36,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The work one template render may do, in minijinja's fuel (one per instruction, and
-/// one per 64 bytes produced): 75 times what the largest template uses for a cluster of
-/// 200 tenants (67,153), so that a loop that does not end, or a template that writes
-/// gigabytes, fails in seconds instead of running forever.
-pub const FUEL: u64 = 5_000_000;
+/// one per 64 bytes produced): 30 times what the largest template uses for a cluster of
+/// 200 tenants (67,153), so that a loop that does not end fails within a second or two,
+/// and a template writes at most 128 MB.
+pub const FUEL: u64 = 2_000_000;
 
 /// Every template of the fleet, compiled.
 pub struct Templates {
