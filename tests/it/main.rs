@@ -16,6 +16,7 @@ mod hydrate;
 mod layering;
 mod policies;
 mod publish;
+mod render_out;
 mod snapshots;
 mod sops_interop;
 mod stack;
