@@ -284,7 +284,9 @@ pub fn owned(dir: &Path, name: &str) -> Result<Ownership> {
         .ok()
         .and_then(|t| Lock::parse(t).ok())
     else {
-        return Ok(Ownership::Foreign(format!("its `{LOCK_FILE}` does not parse")));
+        return Ok(Ownership::Foreign(format!(
+            "its `{LOCK_FILE}` does not parse"
+        )));
     };
     if lock.cluster != name {
         return Ok(Ownership::Foreign(format!(

@@ -47,7 +47,10 @@ fn render_removes_only_stale_trees_it_can_prove_it_wrote() {
     }
     // A cluster leaves the fleet, and its tree was edited after kubeprint wrote it.
     std::fs::remove_file(f.path().join("overlays/clusters/initech-prod.yaml")).unwrap();
-    f.write("rendered/initech-prod/values/cilium.yaml", "tuned: by hand\n");
+    f.write(
+        "rendered/initech-prod/values/cilium.yaml",
+        "tuned: by hand\n",
+    );
     // Another leaves the fleet untouched: that tree is ours to remove.
     std::fs::remove_file(f.path().join("overlays/clusters/globex-dev.yaml")).unwrap();
     let kept = [
@@ -64,8 +67,7 @@ fn render_removes_only_stale_trees_it_can_prove_it_wrote() {
     assert_eq!(files_under(&f.out().join("acme-copy")), kept[1]);
     assert_eq!(files_under(&f.out().join("initech-prod")), kept[2]);
     assert!(
-        out.stderr.contains("kept initech-prod/")
-            && out.stderr.contains("delete it by hand"),
+        out.stderr.contains("kept initech-prod/") && out.stderr.contains("delete it by hand"),
         "{}",
         out.stderr
     );
@@ -176,7 +178,10 @@ fn staging_directories_of_a_killed_render_are_cleaned_up() {
     assert_eq!(f.run(&["render", "--today", TODAY]).code, 0);
     // What `write_cluster` leaves when killed mid-way, in the names it gives them.
     f.write("rendered/.acme-prod.Xy12ab/values/cilium.yaml", "half\n");
-    f.write("rendered/.globex-dev.kubeprint-Ab34Cd/apps/x.yaml", "half\n");
+    f.write(
+        "rendered/.globex-dev.kubeprint-Ab34Cd/apps/x.yaml",
+        "half\n",
+    );
     f.write(
         "rendered/.initech-prod.kubeprint-Zz99zz.old/values/a.yaml",
         "old\n",
