@@ -2,7 +2,9 @@
 //! refuse to overwrite hand edits, and retry when someone pushed in between.
 //!
 //! The tree is built as git objects in a bare cache repository (no checkout), compared
-//! with the fetched remote head, committed on top of it and pushed fast-forward only:
+//! with the fetched remote head, committed on top of it and pushed by compare-and-swap
+//! (`git push --force-with-lease=BRANCH:HEAD`, see [`git::push`]): the branch moves only if
+//! it is still at the head the commit was built on, with the remote's hooks run, so that
 //! nothing anybody pushed is ever lost.
 
 use std::path::PathBuf;
@@ -44,6 +46,14 @@ impl Error {
     /// Whether this is a refusal to overwrite hand edits (exit 1) rather than a failure (3).
     pub fn is_hand_edits(&self) -> bool {
         matches!(self, Error::HandEdits { .. })
+    }
+
+    /// What to do about it, when there is more to say than "retry".
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Git { source, .. } => source.hint(),
+            _ => None,
+        }
     }
 }
 
@@ -277,6 +287,7 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
             &target.url,
             &target.branch,
             commit,
+            head,
             &opts.credentials,
         )
         .map_err(git_err)?
