@@ -1050,6 +1050,15 @@ fn publish_racing_plain_pushes_loses_nothing_over_ssh() {
     );
 }
 
+/// Two publishes on one `--cache` wait for each other: each `pushed` it reports is a
+/// commit the remote has, in its history.
+#[test]
+fn publishes_sharing_a_cache_never_report_a_commit_the_remote_lacks() {
+    let env = Env::new();
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let claims = race(&env, &template, None, true, Pace::Tight);
+    assert!(!claims.kubeprint.is_empty());
+}
 
 /// A `refs/heads/main.lock` left on a `file://` remote by a git process that was killed
 /// blocks every writer until someone removes it: publish says so and what to do (exit 3),
@@ -1132,6 +1141,24 @@ fn a_killed_publish_does_not_block_the_next() {
     assert!(files.lines().any(|f| f == "kubeprint.lock"), "{files}");
 }
 
+/// The default cache lives in the blueprint repository: `git status` must not offer it.
+#[test]
+fn the_default_cache_is_ignored_by_git() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let out = env
+        .kubeprint(&fleet)
+        .args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+        .args(["--remote-template", &template])
+        .output()
+        .unwrap();
+    let (stdout, stderr, code) = text(&out);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(fleet.join(".kubeprint/cache/acme-prod.git").is_dir());
+    assert_eq!(env.run_git(&fleet, &["status", "--porcelain"]), "");
+}
 
 /// An HTTP(S) server on 127.0.0.1 that records the `Authorization` header of every request
 /// and answers with `respond(request line, authorization)`.
