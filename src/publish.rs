@@ -2,8 +2,11 @@
 //! refuse to overwrite hand edits, and retry when someone pushed in between.
 //!
 //! The tree is built as git objects in a bare cache repository (no checkout), compared
-//! with the fetched remote head, committed on top of it and pushed fast-forward only:
-//! nothing anybody pushed is ever lost.
+//! with the fetched remote head, committed on top of it and pushed by compare-and-swap
+//! (`git push --force-with-lease=BRANCH:HEAD`, see [`git::push`]): the branch moves only if
+//! it is still at the head the commit was built on, with the remote's hooks run, so that
+//! nothing anybody pushed is ever lost. One cluster's cache is used by one publish at a
+//! time (an advisory lock beside it); a second waits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +47,14 @@ impl Error {
     /// Whether this is a refusal to overwrite hand edits (exit 1) rather than a failure (3).
     pub fn is_hand_edits(&self) -> bool {
         matches!(self, Error::HandEdits { .. })
+    }
+
+    /// What to do about it, when there is more to say than "retry".
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Git { source, .. } => source.hint(),
+            _ => None,
+        }
     }
 }
 
@@ -207,6 +218,10 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         .ok_or_else(|| Error::NoLock {
             cluster: cluster.to_string(),
         })?;
+    prepare_cache_dir(&opts.cache_dir).map_err(git_err)?;
+    // One publish at a time per cluster cache: a second one (another process sharing
+    // `--cache`) waits here until the first is done.
+    let _lock = lock_cache(&opts.cache_dir, cluster).map_err(git_err)?;
     let repo = git::open_cache(&opts.cache_dir.join(format!("{cluster}.git"))).map_err(git_err)?;
     let attempts = opts.max_attempts.max(1);
     // The head our last rejected commit was built on, and what the server said.
@@ -277,6 +292,7 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
             &target.url,
             &target.branch,
             commit,
+            head,
             &opts.credentials,
         )
         .map_err(git_err)?
@@ -300,6 +316,55 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         url: target.url.clone(),
         attempts,
     })
+}
+
+/// Creates the cache directory, ignored by git (it usually lives inside the blueprint
+/// repository): a `.gitignore` of `*` in it, and in its parent when that is `.kubeprint/`.
+pub fn prepare_cache_dir(dir: &std::path::Path) -> Result<(), git::Error> {
+    let cache_err = |path: &std::path::Path, e: std::io::Error| git::Error::Cache {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut ignore = vec![dir.join(".gitignore")];
+    if let Some(parent) = dir.parent()
+        && parent.file_name().is_some_and(|n| n == ".kubeprint")
+    {
+        ignore.push(parent.join(".gitignore"));
+    }
+    if ignore.iter().all(|p| p.exists()) {
+        return Ok(());
+    }
+    fs_err::create_dir_all(dir).map_err(|e| cache_err(dir, e))?;
+    for file in ignore {
+        if !file.exists() {
+            fs_err::write(&file, "# kubeprint's publish cache: never committed\n*\n")
+                .map_err(|e| cache_err(&file, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes the advisory lock of cluster `cluster`'s cache (`<cache>/<cluster>.publish.lock`),
+/// waiting while another publish holds it; released when the file is dropped (or the
+/// process dies).
+fn lock_cache(dir: &std::path::Path, cluster: &str) -> Result<std::fs::File, git::Error> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = dir.join(format!("{cluster}.publish.lock"));
+    let cache_err = |e: std::io::Error| git::Error::Cache {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(cache_err)?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        tracing::info!(cluster, path = %path.display(), "waiting for another publish using this cache");
+        flock(&file, FlockOperation::LockExclusive).map_err(|e| cache_err(e.into()))?;
+    }
+    Ok(file)
 }
 
 /// The URL of a cluster's repository: `template` with `{cluster}` replaced, or the spec's.

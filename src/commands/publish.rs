@@ -200,6 +200,8 @@ fn report(args: &PublishArgs, printer: &Printer, results: &[(Target, publish::Re
                     "move the change into the blueprints or `overlays/clusters/{}.yaml`, or pass `--force` to overwrite it",
                     t.cluster
                 )
+            } else if let Some(hint) = e.hint() {
+                hint
             } else {
                 "check the URL, the network and the credentials; a re-run publishes what failed"
                     .into()

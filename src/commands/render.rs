@@ -25,12 +25,20 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
     let checked = load_checked(&args.fleet, printer)?;
     let names = fleet::select(&checked.fleet, &args.clusters)?;
     let everything = args.clusters.is_empty();
+    // Checked and locked before anything is rendered: a directory that is not ours is
+    // refused before a single file is written.
+    let _out_dir = if args.check {
+        None
+    } else {
+        let all: Vec<String> = checked.fleet.clusters.keys().cloned().collect();
+        Some(write::OutDir::open(&args.out, &args.fleet.fleet, &all, &names).map_err(out_error)?)
+    };
     // A tree whose lock records the same inputs hash and whose files match the lock is
     // what a render would give again: skip it (never under --check, which re-renders all).
     let current = if args.check {
         Vec::new()
     } else {
-        write::current_clusters(&args.out, &checked.fleet, &names)?
+        write::current_clusters(&args.out, &checked.fleet, &names).map_err(out_error)?
     };
     let to_render: Vec<String> = names
         .iter()
@@ -46,7 +54,7 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
             .collect();
         let mut report = Vec::new();
         for (name, diffs) in results {
-            for d in diffs? {
+            for d in diffs.map_err(out_error)? {
                 report.push((name.clone(), d));
             }
         }
@@ -72,14 +80,21 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
         .map(|n| (n, Outcome::Unchanged))
         .collect();
     for (name, outcome) in results {
-        outcomes.push((name, outcome?));
+        outcomes.push((name, outcome.map_err(out_error)?));
     }
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
-    let removed = if everything {
-        write::remove_stale(&args.out, &names)?
+    let write::Removed { removed, kept } = if everything {
+        write::remove_stale(&args.out, &names).map_err(out_error)?
     } else {
-        Vec::new()
+        write::Removed::default()
     };
+    for name in &kept {
+        printer.status(&format!(
+            "warning: kept {name}/ in {}: the cluster is no longer in the fleet, but its files differ from its {}; delete it by hand once it is not needed",
+            args.out.display(),
+            kubeprint::lock::LOCK_FILE,
+        ));
+    }
     let count = |o: Outcome| outcomes.iter().filter(|(_, x)| *x == o).count();
     match args.output {
         OutputFormat::Json => {
@@ -94,7 +109,7 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
                 .collect();
             printer.out(
                 &serde_json::to_string_pretty(&serde_json::json!({
-                    "out": args.out, "clusters": clusters, "removed": removed,
+                    "out": args.out, "clusters": clusters, "removed": removed, "kept": kept,
                 }))
                 .expect("serialisable"),
             );
@@ -114,6 +129,17 @@ fn render(args: &RenderArgs, printer: &Printer) -> Result {
         )),
     }
     Ok(ExitStatus::Success)
+}
+
+/// A refusal to write where kubeprint must not is bad input (exit 2) with what to do; a
+/// file system failure is the environment's (exit 3).
+fn out_error(err: write::Error) -> CommandError {
+    if err.is_user_error() {
+        let hint = err.hint();
+        CommandError::bad_input(err, hint)
+    } else {
+        CommandError::environment(err)
+    }
 }
 
 fn print_check(args: &RenderArgs, printer: &Printer, report: &[(String, Difference)]) {

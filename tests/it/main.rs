@@ -18,6 +18,7 @@ mod layering;
 mod limits;
 mod policies;
 mod publish;
+mod render_out;
 mod snapshots;
 mod sops_interop;
 mod stack;

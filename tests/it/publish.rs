@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::support::git::{Env, Server, TODAY, edit, free_port, text, wait_for_port};
 use kubeprint::git::{DisplaySafeUrl, Identity};
@@ -199,6 +200,7 @@ fn file_remote_first_publish_noop_change_and_hand_edits() {
 fn git_daemon(env: &Env) -> (Server, u16) {
     let port = free_port();
     let base = env.path().join("git");
+    std::fs::create_dir_all(&base).unwrap();
     let child = env
         .git(env.path())
         .args([
@@ -723,4 +725,693 @@ fn a_push_declined_by_the_server_fails_clearly() {
             .stdout
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 11: every transport updates the remote by compare-and-swap with its hooks run, a
+// killed publish leaves nothing locked, a shared cache never lies, tokens stay on HTTPS.
+
+/// Writes an executable hook into a bare repository.
+fn hook(bare: &Path, name: &str, script: &str) {
+    let path = bare.join("hooks").join(name);
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Whether `commit` is `main` of `bare` or one of its ancestors (false when the remote
+/// does not even have it).
+fn is_ancestor(env: &Env, bare: &Path, commit: &str) -> bool {
+    env.git(bare)
+        .args(["merge-base", "--is-ancestor", commit, "main"])
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn remote_main(env: &Env, bare: &Path) -> Option<String> {
+    let out = env
+        .git(bare)
+        .args(["ls-remote", ".", "refs/heads/main"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+}
+
+/// The three transports the tests start servers for, as remote templates.
+struct Transports {
+    _daemon: Server,
+    _sshd: Sshd,
+    key: PathBuf,
+    templates: Vec<(&'static str, String)>,
+}
+
+fn transports(env: &Env) -> Transports {
+    let (daemon, port) = git_daemon(env);
+    let ssh = sshd(env);
+    let templates = vec![
+        (
+            "file",
+            format!("file://{}/git/{{cluster}}.git", env.path().display()),
+        ),
+        ("git", format!("git://127.0.0.1:{port}/{{cluster}}.git")),
+        (
+            "ssh",
+            format!(
+                "ssh://{}@127.0.0.1:{}{}/git/{{cluster}}.git",
+                ssh.user,
+                ssh.port,
+                env.path().display()
+            ),
+        ),
+    ];
+    Transports {
+        key: ssh.key.clone(),
+        _daemon: daemon,
+        _sshd: ssh,
+        templates,
+    }
+}
+
+/// A `pre-receive` hook that refuses: publish fails (exit 3) and reports nothing pushed,
+/// over `file://` (where libgit2 once wrote the ref itself and skipped the hook), `git
+/// daemon` and SSH alike.
+#[test]
+fn a_refusing_pre_receive_hook_fails_the_publish_on_every_transport() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    hook(
+        &bare,
+        "pre-receive",
+        "#!/bin/sh\ncat >/dev/null\necho 'refused by the policy hook' >&2\nexit 1\n",
+    );
+    let t = transports(&env);
+    for (name, template) in &t.templates {
+        let (stdout, stderr, code) = publish_cmd(
+            &env,
+            &fleet,
+            template,
+            &[
+                "--cluster",
+                "acme-prod",
+                "--output",
+                "json",
+                "--ssh-key",
+                t.key.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 3, "{name}: {stdout}\n{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json["summary"]["pushed"], 0, "{name}: {stdout}");
+        assert_eq!(json["clusters"]["acme-prod"]["result"], "failed", "{name}");
+        assert!(
+            stderr.contains("refused the update of `refs/heads/main`")
+                && stderr.contains("refused by the policy hook"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(remote_main(&env, &bare), None, "{name}: the ref moved");
+    }
+}
+
+/// How the human clone of [`race`] pushes.
+#[derive(Clone, Copy)]
+enum Pace {
+    Tight,
+    Bursts(Duration),
+}
+
+/// One round of [`race`]: what each writer claims to have pushed.
+#[derive(Default)]
+struct Claims {
+    human: Vec<String>,
+    kubeprint: Vec<String>,
+    rounds: usize,
+}
+
+/// Publishes from two blueprint clones (own caches, or one shared `--cache`) at the same
+/// time while a third clone pushes bursts of plain commits, for up to 20 rounds or 60 s.
+/// Every commit that git reported pushed and every commit kubeprint reported `pushed` must
+/// be in the final history: nothing lost, nothing dangling, nothing the remote lacks.
+fn race(env: &Env, template: &str, key: Option<&Path>, shared_cache: bool, pace: Pace) -> Claims {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bare = env.bare("acme-prod");
+    let fleets = [env.fleet_repo("fleet-a"), env.fleet_repo("fleet-b")];
+    let caches = if shared_cache {
+        [env.path().join("cache"), env.path().join("cache")]
+    } else {
+        [env.path().join("cache-a"), env.path().join("cache-b")]
+    };
+    let key_args: Vec<String> = key
+        .map(|k| vec!["--ssh-key".to_string(), k.display().to_string()])
+        .unwrap_or_default();
+    let publish = |i: usize| {
+        let mut cmd = env.kubeprint(&fleets[i]);
+        // Enough attempts to outlast the human's pushes: a publish that gives up ("kept
+        // moving") is allowed, but one that never gets through proves nothing.
+        cmd.args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+            .args(["--attempts", "30"])
+            .args(["--remote-template", template, "--output", "json", "--cache"])
+            .arg(&caches[i])
+            .args(&key_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let out = publish(0).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let human = env.path().join("human");
+    env.run_git(
+        env.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            human.to_str().unwrap(),
+        ],
+    );
+
+    let mut claims = Claims::default();
+    let start = std::time::Instant::now();
+    let mut retention = [45u32, 45u32];
+    for round in 0..20 {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+        for (i, fleet) in fleets.iter().enumerate() {
+            let next = 100 + round as u32 * 2 + i as u32;
+            edit(
+                &fleet.join("overlays/clusters/acme-prod.yaml"),
+                &format!("retention: {}d", retention[i]),
+                &format!("retention: {next}d"),
+            );
+            retention[i] = next;
+            env.commit_all(fleet, &format!("Round {round}"));
+        }
+        let done = AtomicBool::new(false);
+        let (human_pushed, results) = std::thread::scope(|s| {
+            let pusher = s.spawn(|| {
+                let mut pushed = Vec::new();
+                // Tight: pushes one after the other until the publishes end. In bursts:
+                // a burst that starts a little later each round, so that over the rounds
+                // it sweeps across the publishes' fetch-commit-push windows, and stops,
+                // so that a slow transport's publishes are not starved.
+                let (wait, most) = match pace {
+                    Pace::Tight => (Duration::ZERO, 60),
+                    Pace::Bursts(sweep) => (sweep * (round as u32 % 5), 8),
+                };
+                let start = std::time::Instant::now();
+                while start.elapsed() < wait && !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut j = 0;
+                while !done.load(Ordering::SeqCst) && j < most {
+                    j += 1;
+                    let _ = env.git(&human).args(["fetch", "-q", "origin"]).status();
+                    env.run_git(&human, &["reset", "-q", "--hard", "origin/main"]);
+                    env.run_git(
+                        &human,
+                        &[
+                            "commit",
+                            "-q",
+                            "--allow-empty",
+                            "-m",
+                            &format!("Human {round}-{j}"),
+                        ],
+                    );
+                    let sha = env
+                        .run_git(&human, &["rev-parse", "HEAD"])
+                        .trim()
+                        .to_string();
+                    let ok = env
+                        .git(&human)
+                        .args(["push", "-q", "origin", "HEAD:main"])
+                        .stderr(Stdio::null())
+                        .status()
+                        .unwrap()
+                        .success();
+                    if ok {
+                        pushed.push(sha);
+                    }
+                }
+                pushed
+            });
+            let children = [publish(0), publish(1)];
+            let results: Vec<_> = children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+            done.store(true, Ordering::SeqCst);
+            (pusher.join().unwrap(), results)
+        });
+        claims.human.extend(human_pushed);
+        for out in results {
+            let (stdout, stderr, code) = text(&out);
+            let json: serde_json::Value = serde_json::from_str(&stdout)
+                .unwrap_or_else(|_| panic!("round {round}: {stdout}\n{stderr}"));
+            let cluster = &json["clusters"]["acme-prod"];
+            match (code, cluster["result"].as_str()) {
+                (0, Some("pushed")) => claims
+                    .kubeprint
+                    .push(cluster["commit"].as_str().unwrap().to_string()),
+                (0, Some("unchanged")) => {}
+                // The branch kept moving through every attempt: allowed, nothing claimed.
+                (3, Some("failed"))
+                    if cluster["reason"].as_str().unwrap().contains("kept moving") => {}
+                other => panic!("round {round}: {other:?}\n{stdout}\n{stderr}"),
+            }
+        }
+        claims.rounds += 1;
+    }
+    for sha in &claims.human {
+        assert!(
+            is_ancestor(env, &bare, sha),
+            "a human commit reported pushed was lost: {sha}"
+        );
+    }
+    for sha in &claims.kubeprint {
+        assert!(
+            is_ancestor(env, &bare, sha),
+            "kubeprint reported `pushed {sha}`, which is not in the remote's history"
+        );
+    }
+    assert!(
+        claims.rounds >= 3,
+        "only {} round(s) in 60 s",
+        claims.rounds
+    );
+    claims
+}
+
+#[test]
+fn publish_racing_plain_pushes_loses_nothing_over_file() {
+    let env = Env::new();
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let claims = race(&env, &template, None, false, Pace::Tight);
+    assert!(!claims.human.is_empty() && !claims.kubeprint.is_empty());
+}
+
+#[test]
+fn publish_racing_plain_pushes_loses_nothing_over_git_daemon() {
+    let env = Env::new();
+    let (_daemon, port) = git_daemon(&env);
+    let template = format!("git://127.0.0.1:{port}/{{cluster}}.git");
+    let claims = race(&env, &template, None, false, Pace::Tight);
+    assert!(!claims.human.is_empty() && !claims.kubeprint.is_empty());
+}
+
+#[test]
+fn publish_racing_plain_pushes_loses_nothing_over_ssh() {
+    let env = Env::new();
+    let ssh = sshd(&env);
+    let template = format!(
+        "ssh://{}@127.0.0.1:{}{}/git/{{cluster}}.git",
+        ssh.user,
+        ssh.port,
+        env.path().display()
+    );
+    let claims = race(
+        &env,
+        &template,
+        Some(&ssh.key),
+        false,
+        Pace::Bursts(Duration::from_millis(300)),
+    );
+    assert!(
+        !claims.human.is_empty() && !claims.kubeprint.is_empty(),
+        "{} round(s), {} human and {} kubeprint push(es)",
+        claims.rounds,
+        claims.human.len(),
+        claims.kubeprint.len()
+    );
+}
+
+/// Two publishes on one `--cache` wait for each other: each `pushed` it reports is a
+/// commit the remote has, in its history.
+#[test]
+fn publishes_sharing_a_cache_never_report_a_commit_the_remote_lacks() {
+    let env = Env::new();
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let claims = race(&env, &template, None, true, Pace::Tight);
+    assert!(!claims.kubeprint.is_empty());
+}
+
+/// A `refs/heads/main.lock` left on a `file://` remote by a git process that was killed
+/// blocks every writer until someone removes it: publish says so and what to do (exit 3),
+/// and publishes once it is gone.
+#[test]
+fn a_stale_ref_lock_on_the_remote_is_reported_with_what_to_do() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let (_, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lock = bare.join("refs/heads/main.lock");
+    std::fs::write(&lock, "0000000000000000000000000000000000000000\n").unwrap();
+    edit(
+        &fleet.join("overlays/clusters/acme-prod.yaml"),
+        "retention: 45d",
+        "retention: 52d",
+    );
+    env.commit_all(&fleet, "Change");
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("pushed"), "{stdout}");
+    assert!(
+        stderr.contains("refs/heads/main.lock") && stderr.contains("delete"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&lock).unwrap();
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("acme-prod: pushed"), "{stdout}");
+}
+
+/// A publish killed (SIGKILL) while its push is under way leaves the remote unlocked and
+/// consistent: the next publish succeeds.
+#[test]
+fn a_killed_publish_does_not_block_the_next() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let marker = env.path().join("hook-started");
+    hook(
+        &bare,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh\ncat >/dev/null\nif [ ! -e '{m}' ]; then touch '{m}'; sleep 2; fi\nexit 0\n",
+            m = marker.display()
+        ),
+    );
+    let mut child = env
+        .kubeprint(&fleet)
+        .args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+        .args(["--remote-template", &template, "--cache"])
+        .arg(env.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never ran the remote's pre-receive hook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &["--cluster", "acme-prod"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("acme-prod: pushed") || stdout.contains("acme-prod: unchanged"),
+        "{stdout}"
+    );
+    // Whatever the killed run's push did, no lock is left and main is a commit of ours.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(!bare.join("refs/heads/main.lock").exists());
+    let files = env.run_git(&bare, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.lines().any(|f| f == "kubeprint.lock"), "{files}");
+}
+
+/// The default cache lives in the blueprint repository: `git status` must not offer it.
+#[test]
+fn the_default_cache_is_ignored_by_git() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let out = env
+        .kubeprint(&fleet)
+        .args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+        .args(["--remote-template", &template])
+        .output()
+        .unwrap();
+    let (stdout, stderr, code) = text(&out);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(fleet.join(".kubeprint/cache/acme-prod.git").is_dir());
+    assert_eq!(env.run_git(&fleet, &["status", "--porcelain"]), "");
+}
+
+/// An HTTP(S) server on 127.0.0.1 that records the `Authorization` header of every request
+/// and answers with `respond(request line, authorization)`.
+struct Recorder {
+    port: u16,
+    seen: Seen,
+}
+
+/// Each request line with its `Authorization` header.
+type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+type Respond = Arc<dyn Fn(&str, Option<&str>) -> String + Send + Sync>;
+
+fn recorder(tls: Option<Arc<rustls::ServerConfig>>, respond: Respond) -> Recorder {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let (tls, respond, log) = (tls.clone(), respond.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut io: Box<dyn ReadWrite> = match tls {
+                    Some(config) => {
+                        let conn = rustls::ServerConnection::new(config).unwrap();
+                        Box::new(rustls::StreamOwned::new(conn, tcp))
+                    }
+                    None => Box::new(tcp),
+                };
+                let mut reader = BufReader::new(&mut io);
+                let mut request = String::new();
+                if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut auth = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        auth = Some(value.trim().to_string());
+                    }
+                }
+                drop(reader);
+                let request = request.trim().to_string();
+                let response = respond(&request, auth.as_deref());
+                log.lock().unwrap().push((request, auth));
+                let _ = io.write_all(response.as_bytes());
+                let _ = io.flush();
+            });
+        }
+    });
+    Recorder { port, seen }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}
+
+const UNAUTHORIZED: &str = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// A CA, and a server config for `127.0.0.1` and `localhost` signed by it.
+fn tls_server_config() -> (Arc<rustls::ServerConfig>, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    (Arc::new(config), ca.pem())
+}
+
+fn publish_with_token(
+    env: &Env,
+    fleet: &Path,
+    url: &str,
+    ca: Option<&Path>,
+) -> (String, String, i32) {
+    let mut cmd = env.kubeprint(fleet);
+    cmd.args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+        .args(["--remote-template", url, "--cache"])
+        .arg(env.path().join("cache"))
+        .env("KUBEPRINT_GIT_TOKEN", "tok-never-leaves-https-789");
+    if let Some(ca) = ca {
+        cmd.env("GIT_SSL_CAINFO", ca);
+    }
+    text(&cmd.output().unwrap())
+}
+
+/// `KUBEPRINT_GIT_TOKEN` is never sent over plain `http://`.
+#[test]
+fn the_token_is_never_sent_over_plain_http() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let server = recorder(None, Arc::new(|_, _| UNAUTHORIZED.to_string()));
+    let url = format!("http://127.0.0.1:{}/{{cluster}}.git", server.port);
+    let (stdout, stderr, code) = publish_with_token(&env, &fleet, &url, None);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the server was asked");
+    assert!(
+        seen.iter().all(|(_, auth)| auth.is_none()),
+        "credentials went over plain http: {seen:?}"
+    );
+    assert!(!stderr.contains("tok-never-leaves-https-789"), "{stderr}");
+}
+
+/// Over HTTPS the token goes to the URL's host, and not along a redirect to another
+/// host or port.
+#[test]
+fn the_token_does_not_follow_a_redirect_to_another_host() {
+    use base64::Engine as _;
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let (config, ca_pem) = tls_server_config();
+    let ca = env.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let token_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode("x-access-token:tok-never-leaves-https-789")
+    );
+    // The other host: another port, and another name for it (`localhost`).
+    let elsewhere = recorder(
+        Some(config.clone()),
+        Arc::new(|_, _| UNAUTHORIZED.to_string()),
+    );
+    for target_host in ["127.0.0.1", "localhost"] {
+        let to = format!("https://{target_host}:{}", elsewhere.port);
+        let origin = recorder(
+            Some(config.clone()),
+            Arc::new(move |request, auth| match auth {
+                None => UNAUTHORIZED.to_string(),
+                Some(_) => {
+                    let path = request.split_whitespace().nth(1).unwrap_or("/");
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                }
+            }),
+        );
+        let url = format!("https://127.0.0.1:{}/{{cluster}}.git", origin.port);
+        let (stdout, stderr, code) = publish_with_token(&env, &fleet, &url, Some(&ca));
+        assert_eq!(code, 3, "{stdout}\n{stderr}");
+        let at_origin = origin.seen.lock().unwrap().clone();
+        assert!(
+            at_origin
+                .iter()
+                .any(|(_, a)| a.as_deref() == Some(token_auth.as_str())),
+            "the origin got the token over HTTPS: {at_origin:?}\n{stderr}"
+        );
+        assert!(!stderr.contains("tok-never-leaves-https-789"), "{stderr}");
+    }
+    let at_other = elsewhere.seen.lock().unwrap().clone();
+    assert!(!at_other.is_empty(), "the redirect was followed");
+    assert!(
+        at_other.iter().all(|(_, a)| a.is_none()),
+        "the token followed the redirect: {at_other:?}"
+    );
+}
+
+/// A key with a passphrase (`KUBEPRINT_SSH_KEY_PASSPHRASE`, handed to ssh through its
+/// environment), and a server whose host key is not in `~/.ssh/known_hosts`: refused.
+#[test]
+fn ssh_with_a_passphrase_and_an_unknown_host() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let server = sshd(&env);
+    let key = env.path().join("key-with-passphrase");
+    let st = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "pass-phrase-321",
+            "-C",
+            "t",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let authorized = env.path().join("sshd/authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    std::fs::write(&authorized, keys).unwrap();
+    let template = format!(
+        "ssh://{}@127.0.0.1:{}{}/git/{{cluster}}.git",
+        server.user,
+        server.port,
+        env.path().display()
+    );
+    let run = |passphrase: &str| {
+        let out = env
+            .kubeprint(&fleet)
+            .args(["publish", "--today", TODAY, "--cluster", "acme-prod"])
+            .args(["--remote-template", &template, "--cache"])
+            .arg(env.path().join("cache"))
+            .env("KUBEPRINT_SSH_KEY", &key)
+            .env("KUBEPRINT_SSH_KEY_PASSPHRASE", passphrase)
+            .output()
+            .unwrap();
+        text(&out)
+    };
+    let (stdout, stderr, code) = run("pass-phrase-321");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("acme-prod: pushed"), "{stdout}");
+    assert_eq!(log(&env, &bare).len(), 1);
+
+    // The wrong passphrase: an authentication failure that shows neither secret.
+    edit(
+        &fleet.join("overlays/clusters/acme-prod.yaml"),
+        "retention: 45d",
+        "retention: 46d",
+    );
+    env.commit_all(&fleet, "Change");
+    let (stdout, stderr, code) = run("not-the-phrase-654");
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stderr.contains("authentication to `ssh://"), "{stderr}");
+    for secret in ["not-the-phrase-654", "key-with-passphrase"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{stderr}"
+        );
+    }
+
+    // A host key kubeprint has never seen is refused, not trusted on first use.
+    std::fs::write(env.home().join(".ssh/known_hosts"), "").unwrap();
+    let (stdout, stderr, code) = run("pass-phrase-321");
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stderr.contains("Host key verification failed"), "{stderr}");
+    assert_eq!(log(&env, &bare).len(), 1);
 }
