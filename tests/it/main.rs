@@ -14,6 +14,7 @@ mod dashboard;
 mod diff;
 mod fuzz;
 mod hydrate;
+mod inject;
 mod layering;
 mod limits;
 mod policies;

@@ -9,6 +9,7 @@ pub mod cluster;
 #[cfg(test)]
 pub mod example;
 pub mod labels;
+pub mod names;
 pub mod net;
 
 use std::collections::BTreeMap;

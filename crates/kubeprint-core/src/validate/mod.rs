@@ -14,9 +14,11 @@ use crate::model::{Fleet, Sourced, Tier, TierKind};
 mod network;
 mod services;
 mod sizes;
+mod sso;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod text;
 mod topology;
 mod versions;
 
@@ -122,9 +124,12 @@ pub fn validate_cluster(fleet: &Fleet, spec: &Sourced<ClusterSpec>, today: Date)
     sizes::check(&mut v);
     network::check(&mut v);
     services::check(&mut v);
+    sso::check(&mut v);
     versions::check(&mut v, today);
     tenants::check(&mut v);
     check_component_names(&mut v);
+    // Last: it leaves out the fields another rule refused.
+    text::check(&mut v);
     v.d
 }
 

@@ -22,6 +22,14 @@ pub(super) fn check(v: &mut Checker) {
     let cp = &c.nodes.control_plane;
     // Sizes.
     for node in c.node_views() {
+        if let Err(e) = crate::model::names::check_install_disk(node.install_disk) {
+            let at = if node.host.install_disk.is_some() {
+                format!("{}.installDisk", node.path)
+            } else {
+                pool_path(&node.path) + ".installDisk"
+            };
+            v.error(&at, e.message, e.hint);
+        }
         let (min, what) = match node.role {
             Role::ControlPlane => (CONTROL_PLANE_MIN, "control-plane node"),
             Role::Storage => (STORAGE_MIN, "storage node"),

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::Checker;
 use crate::model::cluster::ClusterSpec;
+use crate::model::names::GroupName;
 use crate::model::net::{is_dns_label, is_dns_name};
 use crate::model::{Fleet, Tier};
 
@@ -54,16 +55,19 @@ pub(super) fn check(v: &mut Checker) {
             );
         }
         for (k, o) in t.owners.iter().enumerate() {
-            let ok = o
-                .strip_prefix("group:")
-                .or_else(|| o.strip_prefix("user:"))
-                .is_some_and(|n| !n.is_empty());
-            if !ok {
-                v.error(
+            let named = match (o.strip_prefix("group:"), o.strip_prefix("user:")) {
+                (Some(g), _) if !g.is_empty() => Some(GroupName::parse(g)),
+                (_, Some(u)) if !u.is_empty() => Some(GroupName::parse_user(u)),
+                _ => None,
+            };
+            match named {
+                None => v.error(
                     &format!("{path}.owners[{k}]"),
                     format!("owner `{o}` is neither `group:NAME` nor `user:NAME`"),
                     "prefix it with `group:` or `user:`",
-                );
+                ),
+                Some(Err(e)) => v.error(&format!("{path}.owners[{k}]"), e.message, e.hint),
+                Some(Ok(_)) => {}
             }
         }
         if t.namespaces == 0 {

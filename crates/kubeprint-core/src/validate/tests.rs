@@ -371,3 +371,73 @@ fn registry_hosts() {
     assert!(!is_registry_host("ghcr.io:0"));
     assert!(!is_registry_host("Docker.io"));
 }
+
+/// The example fleet with several edits of one file.
+fn edits(file: &str, pairs: &[(&str, &str)]) -> String {
+    let mut s = example::sources();
+    let text = s.files.get_mut(file).expect("an example file");
+    for (from, to) in pairs {
+        assert!(text.contains(from), "{from}");
+        *text = text.replacen(from, to, 1);
+    }
+    added(&s)
+}
+
+#[test]
+fn sso_values_that_would_become_yaml_csv_or_jmespath() {
+    insta::assert_snapshot!(
+        edits(INITECH, &[(
+            "  issuer: https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0\n",
+            "  issuer: \"https://login.example.net/v2.0\\n    users.anonymous.enabled: \\\"true\\\"\"\n",
+        )]),
+        @r#"
+    error: overlays/clusters/initech-prod.yaml:51:3: the OIDC issuer `https://login.example.net/v2.0\n    users.anonymous.enabled: "true"` has a path with characters a URL path does not hold (`/v2.0\n    users.anonymous.enabled: "true"`)
+      hint: OIDC issuers are https URLs without query or fragment, e.g. `https://login.example.net/realms/x`
+    "#
+    );
+    insta::assert_snapshot!(
+        edits(INITECH, &[
+            ("  adminGroup: initech-platform-admins\n", "  adminGroup: \"x') || contains(['a'], 'a\"\n  groupsClaim: \"groups\\n#! file: pwn.yaml\"\n  clientSecretRef: Oidc_Client\n"),
+            ("  clientId: kubernetes-initech\n", "  clientId: \"a b\"\n"),
+        ]),
+        @r"
+    error: overlays/clusters/initech-prod.yaml:52:3: `a b` is not an OIDC client id
+      hint: use the id the identity provider gave: letters, digits and `_ . : @ / + = -`
+    error: overlays/clusters/initech-prod.yaml:53:3: `x') || contains(['a'], 'a` is not a group name
+      hint: use letters, digits, spaces and `_ . @ / : = + -` (no quote, comma, `#` or backslash), at most 256 characters
+    error: overlays/clusters/initech-prod.yaml:54:3: `groups\n#! file: pwn.yaml` is not a claim name
+      hint: a claim name is letters, digits and `_ . : / -` (e.g. `groups`), at most 128 characters
+    error: overlays/clusters/initech-prod.yaml:55:3: `Oidc_Client` is not a Kubernetes object name
+      hint: use lowercase letters, digits, `-` and `.`, e.g. `oidc-client`
+    "
+    );
+    insta::assert_snapshot!(
+        edits(INITECH, &[("  adminGroup: initech-platform-admins\n", "  adminGroup: system:authenticated\n")]),
+        @"
+    error: overlays/clusters/initech-prod.yaml:53:3: `system:authenticated` is a group of the API server itself
+      hint: name a group of the identity provider: `system:` groups are Kubernetes' own
+    "
+    );
+}
+
+#[test]
+fn services_and_names_of_the_spec() {
+    insta::assert_snapshot!(
+        edits(ACME, &[
+            ("endpoint: https://s3.example.net", "endpoint: \"https://s3.example.net/?x\""),
+            ("  branch: main", "  branch: \"main:refs/tags/x\""),
+            ("client: acme", "client: \"acme\\n#! file: x\""),
+            ("logsBucket: acme-prod-logs", "logsBucket: Acme_Logs"),
+        ]),
+        @r"
+    error: overlays/clusters/acme-prod.yaml:3:1: `client` holds a line break or another control character: `acme\n#! file: x`
+      hint: write the value on one line, without control characters
+    error: overlays/clusters/acme-prod.yaml:54:3: the S3 endpoint `https://s3.example.net/?x` has a path with characters a URL path does not hold (`/?x`)
+      hint: the provider's S3 is reached over https: `https://HOST[:PORT]`
+    error: overlays/clusters/acme-prod.yaml:55:3: `Acme_Logs` is not an S3 bucket name
+      hint: use 3 to 63 lowercase letters, digits, `-` and `.`
+    error: overlays/clusters/acme-prod.yaml:59:3: `main:refs/tags/x` is not a valid branch name
+      hint: git refuses it (see `git check-ref-format --branch`): use letters, digits and `- _ . /`, e.g. `main` or `release/2026-11`
+    "
+    );
+}

@@ -14,6 +14,11 @@ pub(super) fn check(v: &mut Checker) {
     let kind = v.kind;
     // Zones.
     let zones: BTreeSet<&str> = c.zones.iter().map(String::as_str).collect();
+    for (i, zone) in c.zones.iter().enumerate() {
+        if let Err(e) = crate::model::names::check_label_value(zone) {
+            v.error(&format!("zones[{i}]"), e.message, e.hint);
+        }
+    }
     if zones.len() != c.zones.len() {
         v.error(
             "zones",
