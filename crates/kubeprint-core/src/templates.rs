@@ -1,8 +1,16 @@
 //! The template engine: minijinja, configured once per fleet, shared by every cluster.
 //!
-//! Escaping is off on purpose: templates write YAML, and values that need quoting go
-//! through the `quote` or `toyaml` filters. Undefined values are errors, so that a typo in
-//! a template fails the render instead of writing an empty string.
+//! HTML escaping is off: templates write YAML, and every value goes through a filter that
+//! writes it as data of the language it lands in, so that no value can become structure:
+//! `quote` (a YAML double-quoted string) and `tojson` (any value as one line of JSON, which
+//! YAML reads as the same value) in YAML; `csv_field` in Argo CD's `policy.csv`;
+//! `jmespath_str` and `jmespath_id` in JMESPath (Grafana); `cel_string` in CEL (Kyverno).
+//! Every escape writes control characters, line and paragraph separators as `\uXXXX`, so
+//! a value never starts a line. A `#! file: PATH` line of a manifest template becomes a
+//! call to the `kubeprint_file` filter when the template is compiled: only the template's
+//! own directives split its output (see `render`), never a line a value wrote. Undefined
+//! values are errors, so that a typo in a template fails the render instead of writing an
+//! empty string.
 
 use std::collections::BTreeMap;
 
@@ -73,12 +81,23 @@ impl Templates {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("toyaml", to_yaml);
         env.add_filter("quote", quote);
+        env.add_filter("tojson", to_json);
+        env.add_filter("csv_field", csv_field);
+        env.add_filter("jmespath_str", jmespath_str);
+        env.add_filter("jmespath_id", jmespath_id);
+        env.add_filter("cel_string", cel_string);
+        env.add_filter("kubeprint_file", file_directive);
         for c in fleet.components.values() {
             for (name, source) in c.values_template.iter().chain(c.manifest_templates.iter()) {
                 if !name.ends_with(".j2") {
                     continue;
                 }
-                env.add_template_owned(name.clone(), source.clone())
+                let source = if name.contains("/manifests/") {
+                    directives_to_filters(source)
+                } else {
+                    source.clone()
+                };
+                env.add_template_owned(name.clone(), source)
                     .map_err(|e| Error::Syntax {
                         template: name.clone(),
                         line: e.line().unwrap_or(0),
@@ -222,12 +241,201 @@ fn to_yaml(value: minijinja::Value) -> std::result::Result<String, minijinja::Er
     Ok(yaml::to_string(&v).trim_end().to_string())
 }
 
+/// The context variable holding the marker of a render's file directives (see `render`).
+pub const FILE_MARKER_VAR: &str = "__kubeprint_file_marker";
+
+/// Rewrites each `#! file: PATH` line of a manifest template into a `kubeprint_file`
+/// filter over PATH (which may hold expressions), so that the directive is written by the
+/// template, with the render's marker, and a value can never write one.
+fn directives_to_filters(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.split_inclusive('\n') {
+        match line.trim_start().strip_prefix(crate::model::FILE_DIRECTIVE) {
+            Some(path) => {
+                out.push_str("{% filter kubeprint_file %}");
+                out.push_str(path.trim());
+                out.push_str("{% endfilter %}");
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// `{% filter kubeprint_file %}PATH{% endfilter %}`: the line that starts a new output
+/// file, `MARKER"PATH"` (PATH as JSON) on a line of its own.
+fn file_directive(
+    state: &minijinja::State,
+    path: String,
+) -> std::result::Result<String, minijinja::Error> {
+    let marker = state.lookup(FILE_MARKER_VAR).ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "`#! file:` is for manifest templates only",
+        )
+    })?;
+    Ok(format!("\n{marker}{}\n", json_string(path.trim())))
+}
+
+/// `s` as a JSON string that is also a YAML double-quoted scalar and a CEL string
+/// literal: `"` and `\` escaped, and every character that is not printable on one line
+/// (controls, DEL, C1, U+2028, U+2029, U+FEFF) as `\uXXXX`.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn as_text(value: &minijinja::Value) -> String {
+    match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.to_string(),
+    }
+}
+
 /// `{{ x | quote }}`: the value as a double-quoted YAML string.
 fn quote(value: minijinja::Value) -> String {
-    let s = if let Some(s) = value.as_str() {
-        s.to_string()
+    json_string(&as_text(&value))
+}
+
+/// `{{ x | tojson }}`: the value (a string, number, boolean, list or map) as one line of
+/// JSON, strings escaped as [`json_string`] does; YAML reads it as the same value.
+fn to_json(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    let v: Value = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+    })?;
+    Ok(json_line(&v))
+}
+
+fn json_line(v: &Value) -> String {
+    match v {
+        Value::String(s) => json_string(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(json_line).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(m) => {
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json_string(k), json_line(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `{{ x | csv_field }}`: a field of Argo CD's `policy.csv`, which Argo CD reads line by
+/// line with Go's CSV reader (leading spaces trimmed, `#` a comment): a field holding
+/// `,`, `"`, `#` or an outer space is double-quoted with `""` for `"`; a line break can
+/// never be in a field, so it is an error.
+fn csv_field(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    let s = as_text(&value);
+    if s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}'))
+    {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "a policy.csv field cannot hold a line break or control character",
+        ));
+    }
+    if s.is_empty() || s.contains([',', '"', '#']) || s.starts_with(' ') || s.ends_with(' ') {
+        Ok(format!("\"{}\"", s.replace('"', "\"\"")))
     } else {
-        value.to_string()
-    };
-    serde_json::to_string(&s).expect("strings always serialise")
+        Ok(s)
+    }
+}
+
+/// `{{ x | jmespath_str }}`: a JMESPath raw string literal, `'...'` with `\'` and `\\`;
+/// control characters are refused by validate and written as they are here (a raw
+/// string has no other escape), so the whole expression still goes through `quote`.
+fn jmespath_str(value: minijinja::Value) -> String {
+    let s = as_text(&value);
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `{{ x | jmespath_id }}`: a JMESPath quoted identifier (a JSON string).
+fn jmespath_id(value: minijinja::Value) -> String {
+    json_string(&as_text(&value))
+}
+
+/// `{{ x | cel_string }}`: a CEL double-quoted string literal.
+fn cel_string(value: minijinja::Value) -> String {
+    json_string(&as_text(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_for_yaml_json_and_cel() {
+        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(json_string("a\n#! file: x"), r#""a\u000a#! file: x""#);
+        assert_eq!(
+            json_string("\u{85}\u{2028}\u{feff}é"),
+            r#""\u0085\u2028\ufeffé""#
+        );
+        for s in [
+            "x\ny: 1",
+            "'",
+            "\"",
+            "{{ a }}",
+            "- a",
+            "? x",
+            "& a * b",
+            "#c",
+            "é\u{2029}",
+        ] {
+            let quoted = json_string(s);
+            assert!(!quoted.contains('\n'));
+            let back: String = crate::yaml::parse("t.yaml", &format!("k: {quoted}\n"))
+                .unwrap()
+                .value["k"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(back, s);
+            assert_eq!(serde_json::from_str::<String>(&quoted).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_line_breaks_refused() {
+        let f = |s: &str| csv_field(minijinja::Value::from(s));
+        assert_eq!(f("admins").unwrap(), "admins");
+        assert_eq!(f("a, role:admin").unwrap(), "\"a, role:admin\"");
+        assert_eq!(f("a\"b").unwrap(), "\"a\"\"b\"");
+        assert_eq!(f(" a#").unwrap(), "\" a#\"");
+        assert!(f("a\np, *, *, *, *, allow").is_err());
+    }
+
+    #[test]
+    fn jmespath_literals_hold_their_value() {
+        let s = jmespath_str(minijinja::Value::from("x') || contains(['a'], 'a"));
+        assert_eq!(s, r"'x\') || contains([\'a\'], \'a'");
+        assert_eq!(jmespath_id(minijinja::Value::from("groups")), "\"groups\"");
+    }
+
+    #[test]
+    fn file_directives_become_filters() {
+        assert_eq!(
+            directives_to_filters("a: 1\n  #! file: {{ t.name }}.yaml\nb: 2\n"),
+            "a: 1\n{% filter kubeprint_file %}{{ t.name }}.yaml{% endfilter %}\nb: 2\n"
+        );
+    }
 }

@@ -186,6 +186,9 @@ pub struct Fleet {
     pub input_digests: BTreeMap<String, String>,
 }
 
+/// The line that starts a new output file in a manifest template: `#! file: PATH`.
+pub const FILE_DIRECTIVE: &str = "#! file:";
+
 /// The well-known paths of a blueprint repository.
 pub mod paths {
     pub const FLEET: &str = "fleet.yaml";

@@ -4,6 +4,8 @@
 //! same bytes on every machine and thread count. Fails fast on the first problem.
 
 pub mod argo;
+#[cfg(test)]
+mod inject_tests;
 
 pub mod talos;
 
@@ -46,8 +48,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The line that starts a new output file inside a manifest template's output.
-pub const FILE_DIRECTIVE: &str = "#! file:";
+/// The line that starts a new output file in a manifest template (see [`split_files`]).
+pub use crate::model::FILE_DIRECTIVE;
 
 /// Renders one planned cluster into its repository tree.
 pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
@@ -159,12 +161,19 @@ fn render_manifests(
         component,
         Some(&pc.values.value),
     );
+    let marker = file_marker(&ctx);
+    // The name is templates::FILE_MARKER_VAR.
+    let ctx = minijinja::context! { __kubeprint_file_marker => marker.clone(), ..ctx };
     let mut wrote = false;
     for (name, source) in &component.manifest_templates {
-        let text = if name.ends_with(".j2") {
-            templates.render(name, cluster, ctx.clone())?
+        let (text, marker) = if name.ends_with(".j2") {
+            (
+                templates.render(name, cluster, ctx.clone())?,
+                marker.as_str(),
+            )
         } else {
-            source.clone()
+            // A plain manifest holds no value: its own `#! file:` lines split it.
+            (source.clone(), FILE_DIRECTIVE)
         };
         let default_file = name
             .rsplit('/')
@@ -172,7 +181,7 @@ fn render_manifests(
             .unwrap_or(name)
             .trim_end_matches(".j2")
             .to_string();
-        for (file, body) in split_files(&default_file, &text) {
+        for (file, body) in split_files(&default_file, &text, marker) {
             let path = safe_join(dir, &file).map_err(|message| Error::PathEscape {
                 cluster: cluster.into(),
                 template: name.clone(),
@@ -200,16 +209,40 @@ fn render_manifests(
     Ok(wrote)
 }
 
-/// Splits a template's output at `#! file: PATH` lines into (path, text) parts.
-fn split_files(default: &str, text: &str) -> Vec<(String, String)> {
+/// The marker of the file directives of one render: `#!kubeprint-file:<sha256 of the
+/// template context>:`. The templates write it (their `#! file:` lines become the
+/// `kubeprint_file` filter); a value cannot, since it would have to hold the digest of a
+/// context that holds it. So a value that writes `#! file:` on a line of its own (which
+/// the templates' quoting already prevents) writes a YAML comment, never a new file.
+fn file_marker(ctx: &minijinja::Value) -> String {
+    let json = serde_json::to_string(ctx).expect("a template context serialises");
+    format!(
+        "#!kubeprint-file:{}:",
+        crate::digest::sha256_hex(json.as_bytes())
+    )
+}
+
+/// Splits a template's output at the lines that start with `marker` (followed by the
+/// path, as JSON after a render's marker, as text after a plain file's `#! file:`) into
+/// (path, text) parts.
+fn split_files(default: &str, text: &str, marker: &str) -> Vec<(String, String)> {
     let mut parts = vec![(default.to_string(), String::new())];
     for line in text.lines() {
-        if let Some(path) = line.trim_start().strip_prefix(FILE_DIRECTIVE) {
-            parts.push((path.trim().to_string(), String::new()));
+        let directive = if marker == FILE_DIRECTIVE {
+            line.trim_start()
+                .strip_prefix(marker)
+                .map(|p| p.trim().to_string())
         } else {
-            let body = &mut parts.last_mut().expect("never empty").1;
-            body.push_str(line);
-            body.push('\n');
+            line.strip_prefix(marker)
+                .map(|p| serde_json::from_str::<String>(p).unwrap_or_else(|_| p.to_string()))
+        };
+        match directive {
+            Some(path) => parts.push((path, String::new())),
+            None => {
+                let body = &mut parts.last_mut().expect("never empty").1;
+                body.push_str(line);
+                body.push('\n');
+            }
         }
     }
     parts.retain(|(_, body)| !body.trim().is_empty());
@@ -256,13 +289,14 @@ pub fn values_json(plan: &ClusterPlan) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::split_files;
+    use super::{FILE_DIRECTIVE, split_files};
 
     #[test]
     fn file_directives_split_the_output() {
         let parts = split_files(
             "a.yaml",
             "x: 1\n#! file: b.yaml\ny: 2\n#! file: empty.yaml\n\n",
+            FILE_DIRECTIVE,
         );
         assert_eq!(
             parts,
