@@ -300,21 +300,36 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
-fn as_text(value: &minijinja::Value) -> String {
-    match value.as_str() {
+/// The value as text; an undefined value is an error, as it is when printed, so that a
+/// typo fails the render rather than writing `""`.
+fn as_text(value: &minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    defined(value)?;
+    Ok(match value.as_str() {
         Some(s) => s.to_string(),
         None => value.to_string(),
+    })
+}
+
+fn defined(value: &minijinja::Value) -> std::result::Result<(), minijinja::Error> {
+    if value.is_undefined() {
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            "an undefined value reached a filter (a misspelt or missing name)",
+        ))
+    } else {
+        Ok(())
     }
 }
 
 /// `{{ x | quote }}`: the value as a double-quoted YAML string.
-fn quote(value: minijinja::Value) -> String {
-    json_string(&as_text(&value))
+fn quote(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    Ok(json_string(&as_text(&value)?))
 }
 
 /// `{{ x | tojson }}`: the value (a string, number, boolean, list or map) as one line of
 /// JSON, strings escaped as [`json_string`] does; YAML reads it as the same value.
 fn to_json(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    defined(&value)?;
     let v: Value = serde_json::to_value(&value).map_err(|e| {
         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
     })?;
@@ -344,7 +359,7 @@ fn json_line(v: &Value) -> String {
 /// `,`, `"`, `#` or an outer space is double-quoted with `""` for `"`; a line break can
 /// never be in a field, so it is an error.
 fn csv_field(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
-    let s = as_text(&value);
+    let s = as_text(&value)?;
     if s.chars()
         .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}'))
     {
@@ -363,19 +378,22 @@ fn csv_field(value: minijinja::Value) -> std::result::Result<String, minijinja::
 /// `{{ x | jmespath_str }}`: a JMESPath raw string literal, `'...'` with `\'` and `\\`;
 /// control characters are refused by validate and written as they are here (a raw
 /// string has no other escape), so the whole expression still goes through `quote`.
-fn jmespath_str(value: minijinja::Value) -> String {
-    let s = as_text(&value);
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+fn jmespath_str(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    let s = as_text(&value)?;
+    Ok(format!(
+        "'{}'",
+        s.replace('\\', "\\\\").replace('\'', "\\'")
+    ))
 }
 
 /// `{{ x | jmespath_id }}`: a JMESPath quoted identifier (a JSON string).
-fn jmespath_id(value: minijinja::Value) -> String {
-    json_string(&as_text(&value))
+fn jmespath_id(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    Ok(json_string(&as_text(&value)?))
 }
 
 /// `{{ x | cel_string }}`: a CEL double-quoted string literal.
-fn cel_string(value: minijinja::Value) -> String {
-    json_string(&as_text(&value))
+fn cel_string(value: minijinja::Value) -> std::result::Result<String, minijinja::Error> {
+    Ok(json_string(&as_text(&value)?))
 }
 
 #[cfg(test)]
@@ -426,9 +444,12 @@ mod tests {
 
     #[test]
     fn jmespath_literals_hold_their_value() {
-        let s = jmespath_str(minijinja::Value::from("x') || contains(['a'], 'a"));
+        let s = jmespath_str(minijinja::Value::from("x') || contains(['a'], 'a")).unwrap();
         assert_eq!(s, r"'x\') || contains([\'a\'], \'a'");
-        assert_eq!(jmespath_id(minijinja::Value::from("groups")), "\"groups\"");
+        assert_eq!(
+            jmespath_id(minijinja::Value::from("groups")).unwrap(),
+            "\"groups\""
+        );
     }
 
     #[test]
