@@ -113,3 +113,81 @@ fn branch_names_git_would_refuse_are_refused_by_validate() {
     let out = f.run(&["validate", "--today", TODAY]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// Item 5: a plaintext Talos bundle
+
+const BUNDLE: &str = "overlays/clusters/acme-prod/talos-secrets.sops.yaml";
+
+/// The example bundle's structure with clear-text values and no `sops` metadata, as a
+/// careless `sops --decrypt --in-place` leaves it.
+fn plaintext_bundle() -> String {
+    // A made-up value of a token's shape; no real secret.
+    "cluster:\n  id: aWQtbm90LWEtc2VjcmV0\n  secret: not-a-secret-but-plain\nsecrets:\n  bootstraptoken: abcdef.0123456789abcdef\n".into()
+}
+
+#[test]
+fn a_plaintext_talos_bundle_is_refused_by_validate_render_and_check() {
+    let f = Fixture::example();
+    // Render first, to have a tree for `check`.
+    assert_eq!(f.run(&["render", "--today", TODAY]).code, 0);
+    f.write(BUNDLE, &plaintext_bundle());
+    let out = f.run(&["validate", "--today", TODAY]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: {BUNDLE}:2:3: `{BUNDLE}` has no `sops` metadata: it is not encrypted, `cluster.id` is in clear text\n  hint: "
+        )),
+        "{}",
+        out.stderr
+    );
+    for value in [
+        "aWQtbm90LWEtc2VjcmV0",
+        "not-a-secret-but-plain",
+        "abcdef.0123456789abcdef",
+    ] {
+        assert!(!out.stderr.contains(value) && !out.stdout.contains(value));
+    }
+    // Render refuses and leaves the previous tree as it was.
+    let before = f.read("rendered/acme-prod/talos/secrets.sops.yaml");
+    let out = f.run(&["render", "--today", TODAY]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(f.read("rendered/acme-prod/talos/secrets.sops.yaml"), before);
+    // `check` of a rendered tree no longer skips `*.sops.yaml`.
+    f.write(
+        "rendered/acme-prod/talos/secrets.sops.yaml",
+        &plaintext_bundle(),
+    );
+    let out = f.run(&["check", "rendered"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(
+            "talos/secrets.sops.yaml:2:3: `talos/secrets.sops.yaml` has no `sops` metadata"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("not-a-secret-but-plain"));
+}
+
+#[test]
+fn one_value_left_in_clear_text_is_named_by_its_key_path() {
+    let f = Fixture::example();
+    let bundle = f.read(BUNDLE);
+    let at = bundle.find("  secret: ENC[").unwrap();
+    let end = at + bundle[at..].find('\n').unwrap();
+    f.write(
+        BUNDLE,
+        &format!("{}  secret: plain-value{}", &bundle[..at], &bundle[end..]),
+    );
+    let out = f.run(&["validate", "--today", TODAY]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: {BUNDLE}:3:3: `{BUNDLE}` holds a value in clear text at `cluster.secret`"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("plain-value"));
+}

@@ -527,6 +527,151 @@ fn open(key: &Secret<[u8; 32]>, value: &str, aad: &str) -> Result<(Vec<u8>, Stri
     Ok((plain, kind))
 }
 
+/// Why a `*.sops.yaml` file is not wholly encrypted. Never holds a value of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotEncrypted {
+    /// `file:line:column`.
+    pub location: String,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+/// Whether `text` is a SOPS file with every value encrypted: a `sops` map with a `mac`
+/// and at least one age recipient (`age1…` with its ASCII-armoured data key), and every
+/// other leaf an `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` value (empty strings aside:
+/// SOPS leaves them empty). No key is exempt: a Talos bundle has nothing to leave in
+/// clear text, whatever `unencrypted_suffix` says. Structural only: the MAC is verified
+/// where an identity is at hand ([`decrypt`]). The first problem, in document order,
+/// is returned with the key path and never the value.
+pub fn check_encrypted(file: &str, text: &str) -> Result<(), NotEncrypted> {
+    let fail = |location: String, message: String, hint: &'static str| {
+        Err(NotEncrypted {
+            location,
+            message,
+            hint,
+        })
+    };
+    let doc = match yaml::parse(file, text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            // The parser's message may quote the text: keep only where it is.
+            let at = match &e {
+                yaml::Error::Syntax { location, .. } | yaml::Error::Shape { location, .. } => {
+                    format!("{file}:{location}")
+                }
+            };
+            return fail(
+                at,
+                format!("`{file}` is not valid YAML, so not a SOPS file"),
+                "encrypt it with `kubeprint talos secrets create` or `sops --encrypt --age`",
+            );
+        }
+    };
+    let at = |path: &str| format!("{file}:{}", doc.spans.locate(path));
+    let Some(root) = doc.value.as_object() else {
+        return fail(
+            at(""),
+            format!("`{file}` is not a SOPS file (not a map)"),
+            "encrypt it with `kubeprint talos secrets create` or `sops --encrypt --age`",
+        );
+    };
+    let mut first_plain = None;
+    for (k, v) in root {
+        if k != "sops" {
+            first_plaintext(k, v, &mut first_plain);
+        }
+        if first_plain.is_some() {
+            break;
+        }
+    }
+    let Some(meta) = root.get("sops").and_then(Value::as_object) else {
+        let (location, what) = match &first_plain {
+            Some(path) => (at(path), format!(", `{path}` is in clear text")),
+            None => (at(""), String::new()),
+        };
+        return fail(
+            location,
+            format!("`{file}` has no `sops` metadata: it is not encrypted{what}"),
+            "never commit a plaintext bundle: encrypt it (`sops --encrypt --age RECIPIENT --in-place FILE`) and rotate its secrets",
+        );
+    };
+    if !meta.get("mac").and_then(Value::as_str).is_some_and(is_enc) {
+        return fail(
+            at("sops"),
+            format!("`{file}` has no encrypted `sops.mac`"),
+            "a SOPS file carries the MAC of its values: re-encrypt it with sops",
+        );
+    }
+    let recipients = meta.get("age").and_then(Value::as_array);
+    let age_ok = recipients.is_some_and(|r| {
+        !r.is_empty()
+            && r.iter().all(|k| {
+                k.get("recipient")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r.starts_with("age1"))
+                    && k.get("enc")
+                        .and_then(Value::as_str)
+                        .is_some_and(|e| e.contains("-----BEGIN AGE ENCRYPTED FILE-----"))
+            })
+    });
+    if !age_ok {
+        return fail(
+            at("sops"),
+            format!("`{file}` is not encrypted to an age recipient (`sops.age`)"),
+            "encrypt it to the fleet's `ageRecipients` (`kubeprint talos secrets rekey`)",
+        );
+    }
+    match first_plain {
+        None => Ok(()),
+        Some(path) => fail(
+            at(&path),
+            format!("`{file}` holds a value in clear text at `{path}`"),
+            "every value of a SOPS file is encrypted: encrypt the file again with sops, and rotate the secrets it exposed",
+        ),
+    }
+}
+
+/// The span path of the first leaf under `path` that is not an encrypted value.
+fn first_plaintext(path: &str, v: &Value, out: &mut Option<String>) {
+    if out.is_some() {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, item) in m {
+                first_plaintext(&format!("{path}.{k}"), item, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                first_plaintext(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        Value::String(s) if s.is_empty() || is_enc(s) => {}
+        _ => *out = Some(path.to_string()),
+    }
+}
+
+/// Whether `s` has the shape of a SOPS value: `ENC[AES256_GCM,data:B64,iv:B64,tag:B64,type:T]`.
+fn is_enc(s: &str) -> bool {
+    let Some(body) = s.strip_prefix(PREFIX).and_then(|r| r.strip_suffix(']')) else {
+        return false;
+    };
+    let mut parts = body.split(',');
+    let b64 = |p: Option<&str>, key: &str| {
+        p.and_then(|p| p.strip_prefix(key))
+            .is_some_and(|v| B64.decode(v).is_ok())
+    };
+    b64(parts.next(), "data:")
+        && b64(parts.next(), "iv:")
+        && b64(parts.next(), "tag:")
+        && parts
+            .next()
+            .and_then(|p| p.strip_prefix("type:"))
+            .is_some_and(|t| ["str", "int", "float", "bool", "bytes"].contains(&t))
+        && parts.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,5 +770,58 @@ mod tests {
             check_recipients(&["age1nope".into()]),
             Err(Error::Recipient { .. })
         ));
+    }
+
+    #[test]
+    fn only_wholly_encrypted_files_pass_the_structural_check() {
+        let bundle = crate::model::example::FILES
+            .iter()
+            .find(|(p, _)| p.ends_with("acme-prod/talos-secrets.sops.yaml"))
+            .expect("the example bundle")
+            .1;
+        let f = "b.sops.yaml";
+        assert_eq!(check_encrypted(f, bundle), Ok(()));
+        let refused = |text: &str| check_encrypted(f, text).expect_err("refused");
+        // Plaintext: no metadata at all.
+        let e = refused("cluster:\n  id: c2VjcmV0\n  secret: hunter2\n");
+        assert_eq!(e.location, "b.sops.yaml:2:3");
+        assert!(e.message.contains("`cluster.id` is in clear text"), "{e:?}");
+        assert!(
+            !e.message.contains("hunter2") && !e.message.contains("c2VjcmV0"),
+            "{e:?}"
+        );
+        // One value decrypted by hand in an encrypted file: named by its path and line.
+        let one_plain = bundle.replacen(
+            &bundle[bundle.find("  secret: ENC[").unwrap()..bundle.find("\nsecrets:").unwrap()],
+            "  secret: hunter2",
+            1,
+        );
+        let e = refused(&one_plain);
+        assert_eq!(e.location, "b.sops.yaml:3:3");
+        assert_eq!(
+            e.message,
+            "`b.sops.yaml` holds a value in clear text at `cluster.secret`"
+        );
+        // A number, a value under a `_unencrypted` key, a malformed ENC.
+        for (from, to) in [
+            ("  secret: ENC[", "  secret: 42\n  x: ENC["),
+            ("  secret: ENC[", "  secret_unencrypted: hunter2\n  x: ENC["),
+            (
+                "  secret: ENC[AES256_GCM,data:",
+                "  secret: ENC[AES256_GCM,data:!",
+            ),
+        ] {
+            let e = refused(&bundle.replacen(from, to, 1));
+            assert!(e.message.contains("in clear text"), "{from}: {e:?}");
+            assert!(!e.message.contains("hunter2"));
+        }
+        // No MAC, no age recipient.
+        let mac_at = bundle.find("  mac: ").unwrap();
+        let mac_end = mac_at + bundle[mac_at..].find('\n').unwrap() + 1;
+        let no_mac = format!("{}{}", &bundle[..mac_at], &bundle[mac_end..]);
+        assert!(refused(&no_mac).message.contains("no encrypted `sops.mac`"));
+        let no_age = bundle.replacen("  - recipient: age1", "  - recipient: x", 1);
+        assert!(refused(&no_age).message.contains("age recipient"));
+        assert!(refused("a: [").message.contains("not valid YAML"));
     }
 }

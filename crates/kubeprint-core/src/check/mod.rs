@@ -129,7 +129,18 @@ pub fn check_tree(files: &BTreeMap<String, Vec<u8>>, schemas: &Schemas) -> Repor
     let mut report = Report::default();
     let mut parsed: BTreeMap<&str, Vec<yaml::Document>> = BTreeMap::new();
     for (path, bytes) in files {
-        if !(path.ends_with(".yaml") || path.ends_with(".yml")) || path.ends_with(".sops.yaml") {
+        if path.ends_with(".sops.yaml") {
+            // Not checked against a schema; refused unless every value is encrypted.
+            if let Err(e) = crate::sops::check_encrypted(path, &String::from_utf8_lossy(bytes)) {
+                report.problems.push(Problem {
+                    location: e.location,
+                    object: None,
+                    message: e.message,
+                });
+            }
+            continue;
+        }
+        if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(bytes) else {

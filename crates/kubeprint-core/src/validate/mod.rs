@@ -12,6 +12,7 @@ use crate::model::net::is_dns_label;
 use crate::model::{Fleet, Sourced, Tier, TierKind};
 
 mod network;
+mod secrets;
 mod services;
 mod sizes;
 mod sso;
@@ -55,6 +56,7 @@ const DEVTEST: Rules = Rules {
 pub fn validate(fleet: &Fleet, today: Date) -> Diagnostics {
     let mut d = Diagnostics::default();
     versions::check_catalog(fleet, today, &mut d);
+    secrets::check(fleet, &mut d);
     for (name, component) in &fleet.components {
         if let Some(chart) = &component.spec.value.chart
             && !fleet.catalog.value.charts.contains_key(chart)
