@@ -459,4 +459,49 @@ mod tests {
             "a: 1\n{% filter kubeprint_file %}{{ t.name }}.yaml{% endfilter %}\nb: 2\n"
         );
     }
+
+    /// Every `{{ }}` of the blueprints ends in a filter that writes its value as data, or
+    /// calls a macro (whose own `{{ }}` are checked the same way).
+    #[test]
+    fn every_expression_of_the_blueprints_is_escaped() {
+        const SAFE: [&str; 5] = [
+            "quote",
+            "tojson",
+            "cel_string",
+            "jmespath_id",
+            "jmespath_str",
+        ];
+        let mut unsafe_ones = Vec::new();
+        for (path, text) in crate::model::example::FILES {
+            if !path.ends_with(".j2") {
+                continue;
+            }
+            for (line_no, line) in text.lines().enumerate() {
+                let mut rest = line;
+                while let Some(start) = rest.find("{{") {
+                    let end = rest[start..].find("}}").map_or(rest.len(), |e| start + e);
+                    let expr = rest[start + 2..end].trim();
+                    rest = &rest[(end + 2).min(rest.len())..];
+                    let last_filter = expr.rsplit('|').next().unwrap_or("").trim();
+                    let filter_name = last_filter.split('(').next().unwrap_or("").trim();
+                    let macro_call = expr.split(['(', '|']).next().is_some_and(|head| {
+                        let head = head.trim();
+                        ["spread", "meta", "common", "flow"].contains(&head)
+                    });
+                    let directive = line.trim_start().starts_with(crate::model::FILE_DIRECTIVE);
+                    if !(SAFE.contains(&filter_name) && expr.contains('|')
+                        || macro_call
+                        || directive)
+                    {
+                        unsafe_ones.push(format!("{path}:{}: {{{{ {expr} }}}}", line_no + 1));
+                    }
+                }
+            }
+        }
+        assert!(
+            unsafe_ones.is_empty(),
+            "unescaped values:\n{}",
+            unsafe_ones.join("\n")
+        );
+    }
 }
