@@ -191,3 +191,29 @@ fn one_value_left_in_clear_text_is_named_by_its_key_path() {
     );
     assert!(!out.stderr.contains("plain-value"));
 }
+
+#[test]
+fn publish_refuses_a_plaintext_bundle_before_it_reaches_a_remote() {
+    let f = Fixture::example();
+    f.write(BUNDLE, &plaintext_bundle());
+    let remotes = f.path().join("remotes");
+    let template = format!("file://{}/{{cluster}}.git", remotes.display());
+    let cache = f.path().join("cache");
+    let out = f.run(&[
+        "publish",
+        "--today",
+        TODAY,
+        "--remote-template",
+        &template,
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("error: {BUNDLE}:2:3:")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("not-a-secret-but-plain"));
+    assert!(!remotes.exists(), "publish reached a remote");
+}
