@@ -561,11 +561,10 @@ fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
     let sso = &trees["initech-prod"];
     let argocd = values(sso, "argo-cd");
     let oidc = argocd["configs"]["cm"]["oidc.config"].as_str().unwrap();
-    assert!(oidc.contains("clientID: kubernetes-initech"), "{oidc}");
-    assert!(
-        oidc.contains("clientSecret: $oidc-client:clientSecret"),
-        "{oidc}"
-    );
+    let oidc = kubeprint::yaml::parse("oidc.config", oidc).unwrap().value;
+    assert_eq!(oidc["clientID"], "kubernetes-initech", "{oidc}");
+    assert_eq!(oidc["clientSecret"], "$oidc-client:clientSecret", "{oidc}");
+    assert_eq!(oidc["requestedIDTokenClaims"]["groups"]["essential"], true);
     assert!(
         argocd["configs"]["rbac"]["policy.csv"]
             .as_str()

@@ -322,8 +322,17 @@ const PIECES: &[&str] = &[
 ];
 
 fn hostile_value(original: &'static str) -> impl Strategy<Value = String> {
+    hostile_value_keeping(original, proptest::bool::ANY)
+}
+
+/// A hostile value; `keep` says whether it starts with the original (so that what the
+/// render derives from its start, such as a tenant owner's `group:` kind, stays).
+fn hostile_value_keeping(
+    original: &'static str,
+    keep: impl Strategy<Value = bool>,
+) -> impl Strategy<Value = String> {
     let pieces = proptest::collection::vec(proptest::sample::select(PIECES), 1..6);
-    (proptest::bool::ANY, pieces).prop_map(move |(keep, pieces)| {
+    (keep, pieces).prop_map(move |(keep, pieces)| {
         let tail: String = pieces.concat();
         if keep {
             format!("{original}{tail}")
@@ -357,11 +366,14 @@ fn no_spec_value_becomes_structure() {
         (proptest::strategy::Just(field), hostile_value(original))
     });
     let mut failures = Vec::new();
+    let mut rendered = Vec::new();
     for _ in 0..160 {
         let tree = strategy.new_tree(&mut runner).expect("a value");
         let (field, value) = tree.current();
-        if let Err(e) = check_case(&benign, &field, &value) {
-            failures.push(e);
+        match check_case(&benign, &field, &value) {
+            Ok(Outcome::Rendered) => rendered.push(field.0.clone()),
+            Ok(Outcome::Refused) => {}
+            Err(e) => failures.push(e),
         }
     }
     assert!(
@@ -370,6 +382,98 @@ fn no_spec_value_becomes_structure() {
         failures.len(),
         failures.join("\n")
     );
+    // Most hostile values are refused by validate; the templates' end is the next test.
+    assert!(!rendered.is_empty());
+}
+
+/// Renders initech-prod of `sources` without validating it, with templates compiled once
+/// (they depend on the blueprints only).
+fn render_with(
+    sources: &Sources,
+    templates: &Templates,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let fleet = Fleet::from_sources(sources).map_err(|d| format!("{:?}", d.items))?;
+    let plan = crate::plan::plan(&fleet, templates, "initech-prod").map_err(|e| e.to_string())?;
+    let tree = super::render(&plan, templates).map_err(|e| e.to_string())?;
+    Ok(tree.files)
+}
+
+/// The templates' end alone: the same values rendered without validation either make the
+/// render fail (a filter refuses them) or render as data, with the benign shape. Fewer
+/// cases than above: every one is a whole render.
+#[test]
+fn unvalidated_values_render_as_data_or_not_at_all() {
+    const CASES: usize = 32;
+    let spec_sources = example::sources();
+    let (spec, _) =
+        crate::yaml::from_str::<crate::model::ClusterSpec>(INITECH, &spec_sources.files[INITECH])
+            .expect("the example spec reads");
+    // Fields the templates write as data. Left out: those the renderer parses or names
+    // files and objects by (network, versions, zones, node and tenant names), whose
+    // refusal is validate's (the property above).
+    let fields: Vec<_> = string_fields(&serde_json::to_value(&spec).expect("serialises"))
+        .into_iter()
+        .filter(|(span, _, _)| {
+            !(span.starts_with("network.")
+                || span.starts_with("versions.")
+                || span.starts_with("zones")
+                || span.starts_with("nodes.")
+                || span.starts_with("name")
+                || span.starts_with("tier")
+                || (span.starts_with("tenants[") && span.ends_with("].name")))
+        })
+        .collect();
+    assert!(fields.len() > 25, "{}", fields.len());
+    let benign = leaves(&render_unvalidated(&with_spec(|_| {}), "initech-prod").expect("renders"));
+    let templates = Templates::new(&Fleet::from_sources(&example::sources()).expect("reads"))
+        .expect("compiles");
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let fields: &'static [(String, String, String)] = Box::leak(fields.into_boxed_slice());
+    let strategy = proptest::sample::select(fields).prop_flat_map(|field| {
+        let original: &'static str = Box::leak(field.2.clone().into_boxed_str());
+        (
+            proptest::strategy::Just(field),
+            hostile_value_keeping(original, proptest::strategy::Just(true)),
+        )
+    });
+    let mut failures = Vec::new();
+    let mut rendered = 0;
+    for _ in 0..CASES {
+        let tree = strategy.new_tree(&mut runner).expect("a value");
+        let ((span, pointer, original), value) = tree.current();
+        let sources = with_spec(|spec| {
+            *spec.pointer_mut(&pointer).expect("the field exists") = Value::String(value.clone());
+        });
+        let Ok(files) = render_with(&sources, &templates) else {
+            continue;
+        };
+        rendered += 1;
+        // A value may name files and keys (a tenant's file, a node's patch, the claim
+        // key): put the original back where it stands for a whole or part of a key.
+        let hostile: BTreeMap<String, String> = leaves(&files)
+            .into_iter()
+            .map(|(k, v)| {
+                let fresh = !value.is_empty() && !benign.keys().any(|b| b.contains(value.as_str()));
+                let k = if fresh {
+                    k.replace(value.as_str(), &original)
+                } else {
+                    k
+                };
+                (k, v)
+            })
+            .collect();
+        if let Err(e) = same_shape(&benign, &hostile, &original, &value) {
+            failures.push(format!("`{span}` = {value:?}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(rendered >= CASES / 4, "only {rendered} of {CASES} rendered");
 }
 
 /// Values validate accepts that still hold the characters the templates must escape.

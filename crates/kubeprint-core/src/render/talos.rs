@@ -19,6 +19,7 @@
 use serde_json::json;
 
 use crate::model::cluster::{NodeView, Role};
+use crate::model::names::escape_controls;
 use crate::model::net::{endpoint_host, parse_cidr};
 use crate::plan::ClusterPlan;
 use crate::yaml::{self, Value};
@@ -83,6 +84,9 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
     let installer = installer_image(plan)?;
 
     let mut out = Vec::new();
+    // Comments hold names: a line break in one must not end the comment (validate refuses
+    // it; an unvalidated render writes it escaped).
+    let cluster_shown = escape_controls(cluster);
     let mut roles = vec![Role::ControlPlane, Role::Worker];
     if spec.nodes.storage.is_some() {
         roles.push(Role::Storage);
@@ -94,9 +98,9 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
             Role::Worker => &spec.nodes.workers,
         };
         let header = format!(
-            "{INCOMPLETE_MARKER}\n# Base config of the {} nodes of cluster `{cluster}` (Talos {}), rendered by kubeprint.\n# Applyable config of one node (base + secrets + its patch under nodes/):\n#   kubeprint talos config {cluster} NODE --identity AGE-KEY-FILE\n",
+            "{INCOMPLETE_MARKER}\n# Base config of the {} nodes of cluster `{cluster_shown}` (Talos {}), rendered by kubeprint.\n# Applyable config of one node (base + secrets + its patch under nodes/):\n#   kubeprint talos config {cluster_shown} NODE --identity AGE-KEY-FILE\n",
             role.as_str(),
-            spec.versions.talos,
+            escape_controls(&spec.versions.talos),
         );
         let doc = base_config(plan, role, pool.max_pods, &installer);
         out.push((
@@ -106,8 +110,8 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
     }
     for node in spec.node_views() {
         let header = format!(
-            "# Talos patch of node `{}` ({} of cluster `{cluster}`), merged over `{}.yaml`.\n# Rendered by kubeprint: no secret in here.\n",
-            node.host.name,
+            "# Talos patch of node `{}` ({} of cluster `{cluster_shown}`), merged over `{}.yaml`.\n# Rendered by kubeprint: no secret in here.\n",
+            escape_controls(&node.host.name),
             node.role.as_str(),
             role_file(node.role),
         );
