@@ -25,14 +25,13 @@ const LIST_PERMITS: usize = 16;
 pub struct Pool {
     clients: Arc<Mutex<BTreeMap<String, HttpClient>>>,
     lists: Arc<tokio::sync::Semaphore>,
+    http2: bool,
 }
 
 impl Default for Pool {
+    /// HTTP/2 where the server offers it.
     fn default() -> Self {
-        Pool {
-            clients: Arc::default(),
-            lists: Arc::new(tokio::sync::Semaphore::new(LIST_PERMITS)),
-        }
+        Pool::new(true)
     }
 }
 
@@ -75,7 +74,81 @@ fn tls_key(config: &Config) -> String {
     hex::encode(sha2::Sha256::digest(material.to_string()))
 }
 
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take: a
+/// dead peer (a cluster that vanished without closing its TCP connections) is found at the
+/// connection, for all of the cluster's streams at once.
+const H2_KEEPALIVE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(10),
+);
+
+/// Per-stream and per-connection HTTP/2 receive windows. hyper's defaults (2 and 5 MiB)
+/// let a peer push that much into buffers nobody reads yet; a watch stream's events are
+/// small and read as they come, and a list of a large cluster is read at once.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONN_WINDOW: u32 = 1024 * 1024;
+
+/// The HTTP client of one TLS setting: kube's TLS configuration (CA, client certificate,
+/// server name, insecure flag), ALPN `h2` then `http/1.1` when `http2`, kube's timeouts.
+fn build_http(config: &Config, http2: bool) -> Result<HttpClient, kube::Error> {
+    use kube::client::ConfigExt as _;
+
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let connector = if http2 {
+        let tls = config.rustls_client_config()?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match &config.tls_server_name {
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                    kube::Error::Service(format!("invalid tls-server-name `{name}`: {e}").into())
+                })?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        builder.enable_all_versions().wrap_connector(http)
+    } else {
+        config.rustls_https_connector_with_connector(http)?
+    };
+    let mut connector = hyper_timeout::TimeoutConnector::new(connector);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let mut builder =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .http1_max_buf_size(HTTP1_MAX_BUF)
+        .http2_keep_alive_interval(H2_KEEPALIVE.0)
+        .http2_keep_alive_timeout(H2_KEEPALIVE.1)
+        .http2_keep_alive_while_idle(true)
+        .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+        .http2_initial_connection_window_size(H2_CONN_WINDOW);
+    Ok(builder.build(connector))
+}
+
 impl Pool {
+    /// A pool; with `http2`, HTTPS connections offer `h2` by ALPN and, where the API server
+    /// takes it (every Kubernetes API server does), one connection carries all of a
+    /// cluster's requests: both watches, the lists and the probe. Without it (or over plain
+    /// HTTP) each watch in flight holds a connection of its own.
+    pub fn new(http2: bool) -> Pool {
+        Pool {
+            clients: Arc::default(),
+            lists: Arc::new(tokio::sync::Semaphore::new(LIST_PERMITS)),
+            http2,
+        }
+    }
+
+    /// Whether HTTPS connections offer HTTP/2.
+    pub fn http2(&self) -> bool {
+        self.http2
+    }
+
     /// A kube client whose HTTP layer is shared with the other clusters of the same TLS
     /// settings. `kube::Client::try_from(Config)` builds a whole stack per cluster, and with
     /// no CA in the kubeconfig its TLS verifier loads the system's trust store again each
@@ -91,19 +164,7 @@ impl Pool {
             match clients.get(&key) {
                 Some(http) => http.clone(),
                 None => {
-                    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                    connector.enforce_http(false);
-                    let connector = config.rustls_https_connector_with_connector(connector)?;
-                    let mut connector = hyper_timeout::TimeoutConnector::new(connector);
-                    connector.set_connect_timeout(config.connect_timeout);
-                    connector.set_read_timeout(config.read_timeout);
-                    connector.set_write_timeout(config.write_timeout);
-                    connector.set_reset_reader_on_write(config.reset_reader_on_write);
-                    let http: HttpClient = hyper_util::client::legacy::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .http1_max_buf_size(HTTP1_MAX_BUF)
-                    .build(connector);
+                    let http = build_http(&config, self.http2)?;
                     clients.insert(key, http.clone());
                     http
                 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::runtime::watcher;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::access::Access;
 use super::argo::{Application, observed_app};
@@ -156,35 +156,48 @@ pub async fn watch_cluster(
             |n: &Node| Some((n.metadata.name.clone()?, observed_node(n))),
             |o: &mut ObservedCluster| (&mut o.nodes, &mut o.nodes_listed),
         );
-        let probe = {
+        // The first probe opens the cluster's connection before the watches start, so that
+        // over HTTP/2 they share it rather than race to open one each.
+        probe(&client, timing, &shared, &cluster, on_change.as_ref()).await;
+        let probes = {
             let (shared, cluster, on_change) = (shared.clone(), cluster.clone(), on_change.clone());
             async move {
                 loop {
-                    let result =
-                        tokio::time::timeout(timing.probe_timeout, client.apiserver_version())
-                            .await;
-                    let error = match result {
-                        Ok(Ok(_)) => None,
-                        Ok(Err(err)) => Some(format!("probing the API: {}", error_chain(&err))),
-                        Err(_) => Some(format!(
-                            "probing the API: no answer within {}s",
-                            timing.probe_timeout.as_secs()
-                        )),
-                    };
-                    if let Some(e) = &error {
-                        debug!(error = %e, "probe failed");
-                    }
-                    shared.update(&cluster, Source::Probe, |_| {}, error);
-                    on_change(&cluster);
                     tokio::time::sleep(timing.probe_interval).await;
+                    probe(&client, timing, &shared, &cluster, on_change.as_ref()).await;
                 }
             }
         };
-        info!("watching");
-        futures::join!(apps, nodes, probe);
+        debug!("watching");
+        futures::join!(apps, nodes, probes);
     }
     .instrument(span)
     .await
+}
+
+/// One liveness probe (`GET /version`) within the probe timeout, recorded as the probe's
+/// state of the cluster.
+async fn probe(
+    client: &kube::Client,
+    timing: WatchTiming,
+    shared: &SharedObserved,
+    cluster: &str,
+    on_change: &(dyn Fn(&str) + Send + Sync),
+) {
+    let result = tokio::time::timeout(timing.probe_timeout, client.apiserver_version()).await;
+    let error = match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(format!("probing the API: {}", error_chain(&err))),
+        Err(_) => Some(format!(
+            "probing the API: no answer within {}s",
+            timing.probe_timeout.as_secs()
+        )),
+    };
+    if let Some(e) = &error {
+        debug!(error = %e, "probe failed");
+    }
+    shared.update(cluster, Source::Probe, |_| {}, error);
+    on_change(cluster);
 }
 
 struct FollowCtx {

@@ -24,6 +24,15 @@ struct Watching {
 }
 
 async fn watch(server: &ApiServer, timing: WatchTiming, policy: Policy) -> Watching {
+    watch_with(server, timing, policy, observe::Pool::default()).await
+}
+
+async fn watch_with(
+    server: &ApiServer,
+    timing: WatchTiming,
+    policy: Policy,
+    pool: observe::Pool,
+) -> Watching {
     observe::install_crypto_provider();
     let desired = support::desired(CLUSTER);
     let tmp = tempfile::tempdir().unwrap();
@@ -45,7 +54,7 @@ async fn watch(server: &ApiServer, timing: WatchTiming, policy: Policy) -> Watch
     };
     tokio::spawn(observe::watch_cluster(
         access,
-        observe::Pool::default(),
+        pool,
         target,
         timing,
         observed.clone(),
@@ -160,6 +169,40 @@ async fn watch_follows_changes_and_survives_an_api_that_fails_mid_watch() {
     })
     .await;
     assert_eq!(r.clusters[0].findings[0].kind, FindingKind::NodeMissing);
+}
+
+/// Over HTTPS with the cluster's own CA and client certificate, as a real fleet is: with
+/// HTTP/2 both watches, the lists and the probes share one connection; offered only
+/// HTTP/1.1 the watcher still works, with a connection per watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_one_http2_connection_carries_a_clusters_watches_lists_and_probes() {
+    for http2 in [true, false] {
+        let server = ApiServer::start_tls(&[CLUSTER.to_string()], http2).await;
+        let desired = support::desired(CLUSTER);
+        support::serve_in_sync(&server, &desired, REV);
+        let w = watch(&server, fast(), Policy::default()).await;
+        wait_for(&w, 20, "in sync over HTTPS", |r| {
+            cluster_state(r) == ClusterState::InSync
+        })
+        .await;
+        server.modify(CLUSTER, Kind::Application, "cilium", |a| {
+            a["status"]["sync"]["status"] = json!("OutOfSync")
+        });
+        wait_for(&w, 10, "OutOfSync over HTTPS", |r| {
+            cluster_state(r) == ClusterState::Drift
+        })
+        .await;
+        // Several probe rounds (200 ms apart) on top of the two watches.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let tls = server.tls.as_ref().unwrap();
+        let (h2, h1) = tls.connections.of(CLUSTER);
+        if http2 {
+            assert_eq!((h2, h1), (1, 0), "one HTTP/2 connection for everything");
+        } else {
+            assert_eq!(h2, 0);
+            assert!(h1 >= 2, "a connection per watch over HTTP/1.1: {h1}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@
 //! with `metadata.resourceVersion`, and `?watch=1` streams of JSON lines (`ADDED`,
 //! `MODIFIED`, `DELETED`, `BOOKMARK` when `allowWatchBookmarks`, `ERROR` with code 410 to
 //! force a re-list), `timeoutSeconds`, and injected faults (HTTP 5xx, slow answers).
-//! One listener serves many clusters under path prefixes: `http://ADDR/c/<cluster>/...`.
+//! One listener serves many clusters under path prefixes: `http://ADDR/c/<cluster>/...`;
+//! [`ApiServer::start_tls`] adds an HTTPS listener where every cluster has its own CA and
+//! client certificate (see [`super::tls`]), with HTTP/2 offered by ALPN if asked.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -81,8 +83,11 @@ struct Inner {
 /// A running double; dropped with the runtime it was started on.
 #[derive(Clone)]
 pub struct ApiServer {
+    /// The plain HTTP listener: clusters without TLS, and the `/ctl/` control paths.
     pub addr: SocketAddr,
     inner: Arc<Inner>,
+    /// The HTTPS listener and each TLS cluster's PKI, with [`ApiServer::start_tls`].
+    pub tls: Option<Arc<super::tls::TlsFleet>>,
 }
 
 impl ApiServer {
@@ -102,29 +107,79 @@ impl ApiServer {
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        ApiServer { addr, inner }
+        ApiServer {
+            addr,
+            inner,
+            tls: None,
+        }
+    }
+
+    /// Starts the plain listener and an HTTPS one on 127.0.0.1 for `clusters`, each with
+    /// a CA, server and client certificate of its own; `http2` offers `h2` by ALPN.
+    pub async fn start_tls(clusters: &[String], http2: bool) -> ApiServer {
+        let mut server = Self::start().await;
+        let pki: BTreeMap<String, super::tls::ClusterPki> = clusters
+            .iter()
+            .map(|c| (c.clone(), super::tls::ClusterPki::new(c, http2)))
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let tls_addr = listener.local_addr().expect("addr");
+        let router = axum::Router::new()
+            .fallback(handle)
+            .with_state(server.inner.clone());
+        let connections = Arc::new(super::tls::Connections::default());
+        super::tls::serve(
+            listener,
+            Arc::new(super::tls::configs(&pki)),
+            router,
+            connections.clone(),
+        );
+        server.tls = Some(Arc::new(super::tls::TlsFleet {
+            addr: tls_addr,
+            clusters: pki,
+            connections,
+        }));
+        server
     }
 
     /// The server URL of a cluster, for a kubeconfig.
     pub fn url(&self, cluster: &str) -> String {
-        format!("http://{}/c/{cluster}", self.addr)
+        match &self.tls {
+            Some(tls) if tls.clusters.contains_key(cluster) => {
+                format!("https://{}/c/{cluster}", tls.addr)
+            }
+            _ => format!("http://{}/c/{cluster}", self.addr),
+        }
     }
 
-    /// A kubeconfig with one context per `(context, cluster)`, each pointing at the double.
+    /// A kubeconfig with one context per `(context, cluster)`, each pointing at the double;
+    /// a TLS cluster has its CA, server name and client certificate, the others a token.
     pub fn kubeconfig(&self, contexts: &[(&str, &str)]) -> String {
         let mut clusters = String::new();
+        let mut users = String::from("- name: test\n  user:\n    token: not-a-secret\n");
         let mut ctxs = String::new();
         for (ctx, cluster) in contexts {
+            let pki = self.tls.as_ref().and_then(|t| t.clusters.get(*cluster));
+            let (tls_fields, user) = match pki {
+                Some(pki) => {
+                    let (cluster_fields, user_fields) = pki.kubeconfig_fields(cluster);
+                    users.push_str(&format!("- name: {cluster}\n  user:\n{user_fields}"));
+                    (cluster_fields, cluster.to_string())
+                }
+                None => (String::new(), "test".to_string()),
+            };
             clusters.push_str(&format!(
-                "- name: {cluster}\n  cluster:\n    server: {}\n",
+                "- name: {cluster}\n  cluster:\n    server: {}\n{tls_fields}",
                 self.url(cluster)
             ));
             ctxs.push_str(&format!(
-                "- name: {ctx}\n  context:\n    cluster: {cluster}\n    user: test\n"
+                "- name: {ctx}\n  context:\n    cluster: {cluster}\n    user: {user}\n"
             ));
         }
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: test\n  user:\n    token: not-a-secret\ncontexts:\n{ctxs}current-context: {}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{ctxs}current-context: {}\n",
             contexts.first().map(|c| c.0).unwrap_or("none")
         )
     }
@@ -252,6 +307,7 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
             let server = ApiServer {
                 addr: "127.0.0.1:0".parse().unwrap(),
                 inner: inner.clone(),
+                tls: None,
             };
             server.modify(cluster, Kind::Application, name, |a| {
                 a["status"]["sync"]["status"] = json!(status)
