@@ -181,6 +181,11 @@ pub struct WatchArgs {
     /// `timeoutSeconds` of each watch request.
     #[arg(long, value_name = "SECONDS", default_value_t = 290)]
     pub watch_timeout: u32,
+    /// Series per application and per node on `/metrics`: `drift` (for clusters in drift
+    /// only), `apps` and/or `nodes` (for every cluster), or `none`. The cluster-level
+    /// series and counts are always there.
+    #[arg(long, value_name = "LIST", default_value = "drift", value_parser = parse_metrics_detail)]
+    pub metrics_detail: kubeprint::metrics::Detail,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -422,4 +427,8 @@ mod tests {
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
     }
+}
+
+fn parse_metrics_detail(text: &str) -> Result<kubeprint::metrics::Detail, String> {
+    kubeprint::metrics::Detail::parse(text)
 }

@@ -1,6 +1,6 @@
 //! The watch command's HTTP edge: `/metrics` (Prometheus), `/status` (JSON findings), `/healthz`.
 //!
-//! Every request judges the current observations afresh ([`drift::drift`] at the time of
+//! Every request judges the current observations afresh ([`crate::drift::drift`] at the time of
 //! the request), so a cluster that went quiet turns stale, then `Unknown`, without any
 //! event arriving.
 //!
@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 use tracing::{debug, warn};
 
-use crate::drift::{self, Desired, DriftReport};
+use crate::drift::{Desired, DriftReport};
 use crate::metrics;
 use crate::observe::SharedObserved;
 
@@ -68,7 +68,7 @@ pub struct ServeState {
 impl ServeState {
     /// The fleet's drift now.
     pub fn report(&self) -> DriftReport {
-        drift::drift(&self.desired, &self.observed.snapshot(), Timestamp::now())
+        self.observed.report(&self.desired, Timestamp::now())
     }
 }
 
@@ -275,7 +275,10 @@ impl AsyncWrite for Deadlines {
 }
 
 async fn metrics_handler(State(state): State<ServeState>) -> Response {
-    let text = tokio::task::spawn_blocking(move || metrics::render(&state.report())).await;
+    let text = tokio::task::spawn_blocking(move || {
+        metrics::render_with(&state.report(), state.observed.metrics_detail())
+    })
+    .await;
     match text {
         Ok(text) => (
             [(
@@ -290,7 +293,10 @@ async fn metrics_handler(State(state): State<ServeState>) -> Response {
 }
 
 async fn status_handler(State(state): State<ServeState>) -> Response {
-    let report = state.report();
+    let mut report = serde_json::to_value(state.report()).unwrap_or_default();
+    if let Some(map) = report.as_object_mut() {
+        map.insert("watcher".into(), state.observed.status_json());
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string_pretty(&report).unwrap_or_default(),

@@ -8,13 +8,15 @@ use jiff::Timestamp;
 use kubeprint::drift::{self, ClusterState};
 use kubeprint::observe::{self, SharedObserved, WatchTiming};
 use kubeprint::serve::{self, ServeState};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::status::{access, desired, runtime};
 use super::{CommandError, ExitStatus, Printer, Result};
 use crate::cli::WatchArgs;
 
 pub fn run(args: WatchArgs, printer: &Printer) -> Result {
+    // First, before any descriptor is opened: as Go programs do.
+    let limit = observe::fds::raise_soft_limit();
     let (desired, targets) = desired(&args.observe, printer)?;
     let access = access(&args.observe, targets.len())?;
     let timing = WatchTiming {
@@ -33,41 +35,66 @@ pub fn run(args: WatchArgs, printer: &Printer) -> Result {
                 )
             })?;
         let local = listener.local_addr().map_err(CommandError::environment)?;
-        printer.status(&format!(
-            "watching {} cluster(s); serving http://{local}/metrics",
-            targets.len()
-        ));
-
         let desired = Arc::new(desired);
         let observed = SharedObserved::default();
-        let on_change = transition_logger(desired.clone(), observed.clone());
+        observed.set_status(|s| s.metrics_detail = args.metrics_detail);
+        let settled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let on_change = transition_logger(desired.clone(), observed.clone(), settled.clone());
         let pool = observe::Pool::default();
-        let mut tasks = tokio::task::JoinSet::new();
-        for target in targets {
-            tasks.spawn(observe::watch_cluster(
-                access.clone(),
-                pool.clone(),
-                target,
-                timing,
-                observed.clone(),
-                on_change.clone(),
-            ));
+        let mut watchers = observe::watch::Watchers::new(
+            access,
+            pool,
+            timing,
+            observed.clone(),
+            on_change,
+            limit,
+        );
+        let budget = watchers.watch(&targets);
+        // One line at a healthy start: what is watched, where it is served, the descriptors.
+        let raised = if limit.soft > limit.soft_at_start {
+            format!(", soft limit raised from {}", limit.soft_at_start)
+        } else {
+            String::new()
+        };
+        printer.status(&format!(
+            "watching {} cluster(s); serving http://{local}/metrics; file descriptors: about {} needed of {}{raised}",
+            budget.watched,
+            budget.needed,
+            fmt_limit(limit.soft),
+        ));
+        if let Some(problem) = &budget.problem {
+            warn!(problem = %problem, "not every cluster can be watched");
+            printer.status(&format!("warning: {problem}"));
         }
+        tokio::spawn(start_summary(desired.clone(), observed.clone(), timing, settled));
         let state = ServeState { desired, observed };
         serve::serve(listener, state, shutdown_signal())
             .await
             .map_err(CommandError::environment)?;
         info!("stopping the watchers");
-        tasks.shutdown().await;
+        watchers.shutdown().await;
         printer.status("stopped");
         Ok(ExitStatus::Success)
     })
 }
 
-/// Logs each cluster's state when it changes (in-sync, drift, unknown).
+/// An `RLIMIT_NOFILE` value for people: `unlimited` for infinity.
+fn fmt_limit(n: u64) -> String {
+    if n == u64::MAX {
+        "unlimited".into()
+    } else {
+        n.to_string()
+    }
+}
+
+/// Logs each cluster's state when it changes (in-sync, drift, unknown), once the start
+/// settled: until then every cluster goes from `unknown` to what it is, and those are debug
+/// lines, so that the start of a large fleet logs one line ([`start_summary`]), not one per
+/// cluster.
 fn transition_logger(
     desired: Arc<drift::Desired>,
     observed: SharedObserved,
+    settled: Arc<std::sync::atomic::AtomicBool>,
 ) -> Arc<dyn Fn(&str) + Send + Sync> {
     let last: Mutex<BTreeMap<String, ClusterState>> = Mutex::new(BTreeMap::new());
     Arc::new(move |cluster: &str| {
@@ -83,24 +110,87 @@ fn transition_logger(
             Timestamp::now(),
         );
         let mut last = last.lock().expect("state lock");
-        if last.get(cluster) != Some(&report.state) {
-            let findings = report.findings.len();
-            match report.state {
-                ClusterState::InSync => info!(
-                    cluster,
-                    state = report.state.as_str(),
-                    "cluster state changed"
-                ),
-                _ => warn!(
-                    cluster,
-                    state = report.state.as_str(),
-                    findings,
-                    "cluster state changed"
-                ),
-            }
-            last.insert(cluster.to_string(), report.state);
+        if last.get(cluster) == Some(&report.state) {
+            return;
         }
+        let findings = report.findings.len();
+        let state = report.state.as_str();
+        if !settled.load(std::sync::atomic::Ordering::Relaxed) {
+            debug!(cluster, state, findings, "cluster state changed");
+        } else if report.state == ClusterState::InSync {
+            info!(cluster, state, "cluster state changed");
+        } else {
+            warn!(cluster, state, findings, "cluster state changed");
+        }
+        last.insert(cluster.to_string(), report.state);
     })
+}
+
+/// One line once the start settled: every reported cluster known, or the staleness limit
+/// passed. Names (up to ten) the clusters still unknown then.
+async fn start_summary(
+    desired: Arc<drift::Desired>,
+    observed: SharedObserved,
+    timing: WatchTiming,
+    settled: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let started = tokio::time::Instant::now();
+    let patience = desired
+        .policy
+        .stale_after
+        .unsigned_abs()
+        .max(timing.probe_interval * 2);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let report = observed.report(&desired, Timestamp::now());
+        let count = |s: ClusterState| report.clusters.iter().filter(|c| c.state == s).count();
+        let (in_sync, drifting, unknown) = (
+            count(ClusterState::InSync),
+            count(ClusterState::Drift),
+            count(ClusterState::Unknown),
+        );
+        let waited = started.elapsed();
+        let first = |s: ClusterState| {
+            report
+                .clusters
+                .iter()
+                .filter(|c| c.state == s)
+                .take(10)
+                .map(|c| c.cluster.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if unknown == 0 && drifting == 0 {
+            info!(
+                clusters = report.clusters.len(),
+                in_sync,
+                seconds = waited.as_secs_f64(),
+                "every cluster observed, in sync"
+            );
+        } else if unknown == 0 {
+            warn!(
+                clusters = report.clusters.len(),
+                in_sync,
+                drift = drifting,
+                first_drifting = %first(ClusterState::Drift),
+                seconds = waited.as_secs_f64(),
+                "every cluster observed, some drift"
+            );
+        } else if waited >= patience {
+            warn!(
+                clusters = report.clusters.len(),
+                in_sync,
+                drift = drifting,
+                unknown,
+                first_unknown = %first(ClusterState::Unknown),
+                "not every cluster could be observed"
+            );
+        } else {
+            continue;
+        }
+        settled.store(true, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

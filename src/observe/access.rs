@@ -80,6 +80,26 @@ impl Access {
         Err(Error::NoAccess)
     }
 
+    /// The API server URL that `context` points at, as the kubeconfig gives it (in a pod,
+    /// the in-cluster API, always HTTPS); `None` if the context or its cluster is missing.
+    pub fn server_url(&self, context: &str) -> Option<String> {
+        match self {
+            Access::Kubeconfig { config, .. } => {
+                let named = config.contexts.iter().find(|c| c.name == context)?;
+                let cluster = &named.context.as_ref()?.cluster;
+                config
+                    .clusters
+                    .iter()
+                    .find(|c| &c.name == cluster)?
+                    .cluster
+                    .as_ref()?
+                    .server
+                    .clone()
+            }
+            Access::InCluster => Some("https://kubernetes.default.svc".into()),
+        }
+    }
+
     /// A client for `cluster` through kubeconfig context `context` (ignored in a pod).
     pub async fn client(&self, pool: &Pool, cluster: &str, context: &str) -> Result<Client> {
         let mut config = match self {

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod argo;
+pub mod fds;
 pub mod nodes;
 pub mod pool;
 pub mod watch;
@@ -28,7 +29,7 @@ pub use access::{Access, install_crypto_provider};
 pub use argo::{Application, observed_app};
 pub use nodes::{ROLE_LABEL, ZONE_LABEL, observed_node};
 pub use pool::Pool;
-pub use watch::{SharedObserved, WatchTiming, watch_cluster};
+pub use watch::{SharedObserved, WatchTiming, WatcherStatus, watch_cluster};
 
 /// Why a cluster could not be observed.
 #[derive(Debug, thiserror::Error)]

@@ -18,9 +18,33 @@ use super::pool::Pool;
 use super::{Target, error_chain};
 use crate::drift::ObservedCluster;
 
-/// The observations of the fleet, shared between the watchers and the HTTP server.
+/// The observations of the fleet, shared between the watchers and the HTTP server, and
+/// what the watcher says of itself on `/status` (descriptors, shards).
 #[derive(Debug, Clone, Default)]
-pub struct SharedObserved(Arc<Mutex<BTreeMap<String, Watched>>>);
+pub struct SharedObserved {
+    clusters: Arc<Mutex<BTreeMap<String, Watched>>>,
+    status: Arc<Mutex<WatcherStatus>>,
+}
+
+/// What `/status` says of the watcher beside the report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WatcherStatus {
+    /// The descriptor budget: limits, what the fleet needs, how many clusters are watched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptors: Option<super::fds::Budget>,
+    /// Descriptors open when `/status` was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_descriptors: Option<u64>,
+    /// Sharding: this replica, its shards, and the owner of every cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<serde_json::Value>,
+    /// The clusters this process reports on (its shards' clusters); `None`: all of them.
+    #[serde(skip)]
+    pub scope: Option<std::collections::BTreeSet<String>>,
+    /// Which clusters get a series per application and per node on `/metrics`.
+    #[serde(skip)]
+    pub metrics_detail: crate::metrics::Detail,
+}
 
 /// A watched cluster: what was seen, and the last error of each source (applications,
 /// nodes, probe); the cluster counts as failing while any of them fails.
@@ -33,7 +57,7 @@ struct Watched {
 impl SharedObserved {
     /// A copy of the current observations, for [`crate::drift::drift`].
     pub fn snapshot(&self) -> crate::drift::Observed {
-        let all = self.0.lock().expect("observations lock");
+        let all = self.clusters.lock().expect("observations lock");
         crate::drift::Observed {
             clusters: all
                 .iter()
@@ -42,9 +66,67 @@ impl SharedObserved {
         }
     }
 
+    /// The drift of the clusters this process reports on (all of `desired`, or those of
+    /// its shards), at `now`.
+    pub fn report(
+        &self,
+        desired: &crate::drift::Desired,
+        now: Timestamp,
+    ) -> crate::drift::DriftReport {
+        let scope = self.status.lock().expect("status lock").scope.clone();
+        let observed = self.snapshot();
+        let clusters = desired
+            .clusters
+            .values()
+            .filter(|d| scope.as_ref().is_none_or(|s| s.contains(&d.name)))
+            .map(|d| {
+                crate::drift::drift_cluster(
+                    d,
+                    observed.clusters.get(&d.name),
+                    &desired.catalog,
+                    desired.policy,
+                    now,
+                )
+            })
+            .collect();
+        crate::drift::DriftReport { at: now, clusters }
+    }
+
+    /// Changes what the watcher says of itself.
+    pub fn set_status(&self, f: impl FnOnce(&mut WatcherStatus)) {
+        f(&mut self.status.lock().expect("status lock"));
+    }
+
+    /// Which clusters get a series per application and per node on `/metrics`.
+    pub fn metrics_detail(&self) -> crate::metrics::Detail {
+        self.status.lock().expect("status lock").metrics_detail
+    }
+
+    /// What the watcher says of itself, as JSON for `/status`.
+    pub fn status_json(&self) -> serde_json::Value {
+        let mut status = self.status.lock().expect("status lock").clone();
+        if status.descriptors.is_some() {
+            status.open_descriptors = super::fds::open_now();
+        }
+        serde_json::to_value(&status).unwrap_or_default()
+    }
+
+    /// Marks a cluster as not watched, for `reason` (it reads `Unknown` with it).
+    pub fn not_watched(&self, cluster: &str, reason: &str) {
+        self.update(cluster, Source::Probe, |_| {}, Some(reason.to_string()));
+    }
+
+    /// Forgets a cluster (its shard moved to another replica).
+    pub fn forget(&self, cluster: &str) {
+        self.clusters
+            .lock()
+            .expect("observations lock")
+            .remove(cluster);
+    }
+
     /// A copy of one cluster's observation.
     pub fn cluster(&self, name: &str) -> Option<ObservedCluster> {
-        self.0
+        self.clusters
             .lock()
             .expect("observations lock")
             .get(name)
@@ -58,7 +140,7 @@ impl SharedObserved {
         f: impl FnOnce(&mut ObservedCluster),
         error: Option<String>,
     ) {
-        let mut all = self.0.lock().expect("observations lock");
+        let mut all = self.clusters.lock().expect("observations lock");
         let entry = all.entry(cluster.to_string()).or_default();
         f(&mut entry.observed);
         let ok = error.is_none();
@@ -311,5 +393,110 @@ fn apply_event<K, V>(
                 map.remove(&name);
             }
         }
+    }
+}
+
+/// The watchers of one process: a task per watched cluster, started and stopped as the
+/// set of clusters to watch changes (a shard gained or lost), within the descriptor budget.
+pub struct Watchers {
+    access: Access,
+    pool: Pool,
+    timing: WatchTiming,
+    shared: SharedObserved,
+    on_change: Arc<dyn Fn(&str) + Send + Sync>,
+    limit: super::fds::Limit,
+    running: BTreeMap<String, tokio::task::AbortHandle>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Watchers {
+    pub fn new(
+        access: Access,
+        pool: Pool,
+        timing: WatchTiming,
+        shared: SharedObserved,
+        on_change: Arc<dyn Fn(&str) + Send + Sync>,
+        limit: super::fds::Limit,
+    ) -> Watchers {
+        Watchers {
+            access,
+            pool,
+            timing,
+            shared,
+            on_change,
+            limit,
+            running: BTreeMap::new(),
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Watches exactly `targets` (in their order, as many as the descriptor budget allows):
+    /// stops the watchers of clusters no longer there and forgets what they saw, starts the
+    /// new ones, and marks those over the budget not watched, with the reason. Returns the
+    /// budget, which `/status` shows too.
+    pub fn watch(&mut self, targets: &[Target]) -> super::fds::Budget {
+        let transports: Vec<super::fds::Transport> = targets
+            .iter()
+            .map(|t| {
+                let url = self.access.server_url(&t.context).unwrap_or_default();
+                super::fds::Transport::of(&url, self.pool.http2())
+            })
+            .collect();
+        let budget = super::fds::Budget::plan(self.limit, &transports);
+        let keep: std::collections::BTreeSet<&str> = targets[..budget.watched]
+            .iter()
+            .map(|t| t.cluster.as_str())
+            .collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|c| !keep.contains(c.as_str()))
+            .cloned()
+            .collect();
+        for cluster in gone {
+            if let Some(task) = self.running.remove(&cluster) {
+                task.abort();
+            }
+            self.shared.forget(&cluster);
+        }
+        for target in &targets[..budget.watched] {
+            if self.running.contains_key(&target.cluster) {
+                continue;
+            }
+            let task = self.tasks.spawn(watch_cluster(
+                self.access.clone(),
+                self.pool.clone(),
+                target.clone(),
+                self.timing,
+                self.shared.clone(),
+                self.on_change.clone(),
+            ));
+            self.running.insert(target.cluster.clone(), task);
+        }
+        if let Some(problem) = &budget.problem {
+            for target in &targets[budget.watched..] {
+                self.shared
+                    .not_watched(&target.cluster, &format!("not watched: {problem}"));
+            }
+        }
+        let scope = targets.iter().map(|t| t.cluster.clone()).collect();
+        let status = budget.clone();
+        self.shared.set_status(|s| {
+            s.descriptors = Some(status);
+            s.scope = Some(scope);
+        });
+        // Reap the tasks that were aborted.
+        while self.tasks.try_join_next().is_some() {}
+        budget
+    }
+
+    /// The clusters watched now.
+    pub fn running(&self) -> impl Iterator<Item = &str> {
+        self.running.keys().map(String::as_str)
+    }
+
+    /// Stops every watcher.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
     }
 }

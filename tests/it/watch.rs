@@ -366,6 +366,19 @@ async fn metrics_show_sync_health_versions_reachability_and_findings() {
         "{body}"
     );
     assert!(body.contains("kubeprint_cluster_in_sync{cluster=\"acme-prod\"} -1\n"));
+    // By default an unknown cluster has no series per application (only clusters in drift
+    // do); with `--metrics-detail apps` every app reads unknown (-1).
+    assert!(
+        !body.contains("kubeprint_app_sync{cluster=\"acme-prod\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("kubeprint_cluster_apps_drifting{cluster=\"acme-prod\",check=\"sync\"} 0\n")
+    );
+    w.state.observed.set_status(|s| {
+        s.metrics_detail = kubeprint::metrics::Detail::parse("apps,nodes").unwrap()
+    });
+    let (_, body) = support::http_get(w.addr, "/metrics").await.unwrap();
     assert!(body.contains(
         "kubeprint_app_sync{cluster=\"acme-prod\",app=\"cilium\",status=\"Unknown\"} -1\n"
     ));
@@ -463,5 +476,207 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
     assert!(
         !stderr.contains("not-a-secret"),
         "no credential in the logs"
+    );
+}
+
+/// A `kubeprint watch` child: its `/status` address, and its stderr as read so far (read
+/// all along: a full pipe would stop the watcher at its next log line).
+struct Child {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    stderr: Arc<std::sync::Mutex<String>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Child {
+    /// SIGTERM, then its exit code and everything it wrote on stderr.
+    async fn stop(mut self) -> (Option<i32>, String) {
+        let pid = rustix::process::Pid::from_raw(self.child.id().unwrap() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("stops")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code(), stderr)
+    }
+}
+
+/// `kubeprint watch` for the generated fleet of `n` clusters (`gen-00000`...) against
+/// `server`, in `sh` with `ulimit` set to `ulimit` first (`-n 1024`: soft and hard; `-Sn
+/// 1024`: soft only).
+async fn watch_generated_fleet(server: &ApiServer, n: usize, ulimit: &str) -> Child {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = kubeprint::load::load_dir(&support::fleet_dir()).unwrap();
+    let fleet = tmp.path().join("fleet");
+    for (path, text) in &kubeprint::generate::fleet(&base, n).files {
+        let p = fleet.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("admin@gen-{i:05}"), format!("gen-{i:05}")))
+        .collect();
+    let contexts: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let kc = tmp.path().join("kubeconfig");
+    std::fs::write(&kc, server.kubeconfig(&contexts)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_kubeprint"))
+        .args([
+            "watch",
+            "--today",
+            TODAY,
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ])
+        .args(["--listen", &addr.to_string(), "--probe-interval", "5"])
+        .env_clear()
+        .env("HOME", tmp.path())
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(&fleet)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0; 8192];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Child {
+        child,
+        addr,
+        stderr,
+        _tmp: tmp,
+    }
+}
+
+/// Polls `/status` until `pred` holds; panics with the last answer after `secs`.
+async fn wait_for_status(
+    addr: std::net::SocketAddr,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = serde_json::Value::Null;
+    loop {
+        if let Ok((200, body)) = support::http_get(addr, "/status").await {
+            last = serde_json::from_str(&body).unwrap();
+            if pred(&last) {
+                return last;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            last["watcher"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn reachable(status: &serde_json::Value) -> usize {
+    status["clusters"]
+        .as_array()
+        .map(|cs| cs.iter().filter(|c| c["reachable"] == true).count())
+        .unwrap_or(0)
+}
+
+/// With soft and hard limits of 1,024, a 500-cluster fleet over HTTPS with HTTP/2 (one
+/// descriptor per cluster) is fully observed; over plain HTTP/1.1 (three per cluster) it
+/// cannot be, and the watcher says exactly why at start, on stderr and on `/status`,
+/// watches the clusters that fit, marks the others, and keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_limit_of_1024_descriptors_500_clusters_are_watched_or_the_watcher_says_why() {
+    const N: usize = 500;
+    let names: Vec<String> = (0..N).map(|i| format!("gen-{i:05}")).collect();
+
+    // HTTPS, a CA and client certificate per cluster, HTTP/2: everything fits.
+    let server = ApiServer::start_tls(&names, true).await;
+    let child = watch_generated_fleet(&server, N, "-n 1024").await;
+    let status = wait_for_status(
+        child.addr,
+        240,
+        "every cluster reachable over HTTP/2",
+        |s| reachable(s) == N,
+    )
+    .await;
+    let d = &status["watcher"]["descriptors"];
+    assert_eq!(
+        (d["soft"].as_u64(), d["hard"].as_u64()),
+        (Some(1024), Some(1024))
+    );
+    assert_eq!(d["watched"], N);
+    assert!(d.get("problem").is_none(), "{d}");
+    assert!(status["watcher"]["open_descriptors"].as_u64().unwrap() < 1024);
+    let (code, stderr) = child.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // A healthy start: the status line and one log line, none per cluster.
+    assert!(!stderr.contains("cluster state changed"), "{stderr}");
+    assert!(
+        stderr.contains("every cluster observed, some drift"),
+        "{stderr}"
+    );
+
+    // Plain HTTP/1.1: 3 descriptors a cluster do not fit in 1,024.
+    let server = ApiServer::start().await;
+    let child = watch_generated_fleet(&server, N, "-n 1024").await;
+    let addr = child.addr;
+    let want = (1024 - 128) / 3;
+    let status = wait_for_status(addr, 240, "the clusters that fit reachable", |s| {
+        reachable(s) == want
+    })
+    .await;
+    let d = &status["watcher"]["descriptors"];
+    assert_eq!(d["watched"], want);
+    let problem = d["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("the file descriptor limit is 1024 (hard limit 1024) and watching 500 clusters needs about 1628"),
+        "{problem}"
+    );
+    // The clusters left out read unknown, with the reason.
+    let last = &status["clusters"][N - 1];
+    assert_eq!(last["state"], "unknown");
+    assert!(
+        last["findings"]
+            .to_string()
+            .contains("not watched: the file descriptor limit is 1024"),
+        "{last}"
+    );
+    // The HTTP server still answers.
+    let (code, metrics) = support::http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("kubeprint_cluster_reachable{cluster=\"gen-00499\"} 0\n"));
+    let (code, stderr) = child.stop().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: the file descriptor limit is 1024 (hard limit 1024)"),
+        "{stderr}"
     );
 }

@@ -2,6 +2,11 @@
 //!
 //! Three-valued gauges read `1` good, `0` drift, `-1` unknown (not observed): a cluster
 //! that cannot be reached never shows as healthy.
+//!
+//! A fleet of thousands of clusters is scraped every few seconds: by default each cluster
+//! has a bounded set of series (state, reachability, age, findings by severity, and counts
+//! of its applications and nodes with what drifts), and the series of each application and
+//! node only while the cluster drifts ([`Detail`]).
 
 use std::fmt::Write;
 
@@ -24,6 +29,19 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "kubeprint_cluster_findings",
         "Drift findings of the cluster, by severity.",
+    ),
+    (
+        "kubeprint_cluster_apps",
+        "Argo CD applications the cluster should run.",
+    ),
+    (
+        "kubeprint_cluster_apps_drifting",
+        "Applications of the cluster that drift, by check (sync, health, revision).",
+    ),
+    ("kubeprint_cluster_nodes", "Nodes the cluster should have."),
+    (
+        "kubeprint_cluster_nodes_drifting",
+        "Nodes of the cluster that drift, by check (ready, version, zone).",
     ),
     (
         "kubeprint_app_sync",
@@ -74,8 +92,79 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Renders the report in the Prometheus text format (version 0.0.4).
+/// Which clusters get a series per application and per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// None: the cluster-level counts only.
+    Never,
+    /// Clusters in drift (the default): what drifts is named while it drifts.
+    #[default]
+    Drifting,
+    /// Every cluster (`--metrics-detail apps` / `nodes`).
+    Always,
+}
+
+/// Per-application and per-node series, for which clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Detail {
+    pub apps: Scope,
+    pub nodes: Scope,
+}
+
+impl Detail {
+    /// Reads `--metrics-detail`: a comma-separated list of `apps`, `nodes` (every cluster),
+    /// `drift` (clusters in drift: the default) or `none`.
+    pub fn parse(text: &str) -> Result<Detail, String> {
+        let mut detail = Detail {
+            apps: Scope::Never,
+            nodes: Scope::Never,
+        };
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "apps" => detail.apps = Scope::Always,
+                "nodes" => detail.nodes = Scope::Always,
+                "drift" => {
+                    detail.apps = detail.apps.max_with(Scope::Drifting);
+                    detail.nodes = detail.nodes.max_with(Scope::Drifting);
+                }
+                "none" => {}
+                other => {
+                    return Err(format!(
+                        "unknown metrics detail `{other}` (expected apps, nodes, drift or none)"
+                    ));
+                }
+            }
+        }
+        Ok(detail)
+    }
+}
+
+impl Scope {
+    fn max_with(self, other: Scope) -> Scope {
+        match (self, other) {
+            (Scope::Always, _) | (_, Scope::Always) => Scope::Always,
+            (Scope::Drifting, _) | (_, Scope::Drifting) => Scope::Drifting,
+            _ => Scope::Never,
+        }
+    }
+
+    fn covers(self, state: ClusterState) -> bool {
+        match self {
+            Scope::Never => false,
+            Scope::Drifting => state == ClusterState::Drift,
+            Scope::Always => true,
+        }
+    }
+}
+
+/// Renders the report in the Prometheus text format (version 0.0.4), with the default
+/// [`Detail`]: per-application and per-node series for clusters in drift only.
 pub fn render(report: &DriftReport) -> String {
+    render_with(report, Detail::default())
+}
+
+/// Renders the report with the given detail.
+pub fn render_with(report: &DriftReport, detail: Detail) -> String {
     let mut lines: Vec<Vec<String>> = vec![Vec::new(); METRICS.len()];
     let idx = |name: &str| {
         METRICS
@@ -104,7 +193,55 @@ pub fn render(report: &DriftReport) -> String {
                 s.as_str()
             ));
         }
-        for a in &c.apps {
+        let drifting = |checks: &[Check]| checks.iter().filter(|c| **c == Check::Drift).count();
+        lines[idx("kubeprint_cluster_apps")].push(format!("{{cluster=\"{cl}\"}} {}", c.apps.len()));
+        for (name, n) in [
+            (
+                "sync",
+                drifting(&c.apps.iter().map(|a| a.sync_check).collect::<Vec<_>>()),
+            ),
+            (
+                "health",
+                drifting(&c.apps.iter().map(|a| a.health_check).collect::<Vec<_>>()),
+            ),
+            (
+                "revision",
+                drifting(&c.apps.iter().map(|a| a.revision_check).collect::<Vec<_>>()),
+            ),
+        ] {
+            lines[idx("kubeprint_cluster_apps_drifting")]
+                .push(format!("{{cluster=\"{cl}\",check=\"{name}\"}} {n}"));
+        }
+        lines[idx("kubeprint_cluster_nodes")]
+            .push(format!("{{cluster=\"{cl}\"}} {}", c.nodes.len()));
+        for (name, n) in [
+            (
+                "ready",
+                drifting(&c.nodes.iter().map(|n| n.ready).collect::<Vec<_>>()),
+            ),
+            (
+                "version",
+                drifting(&c.nodes.iter().map(|n| n.version).collect::<Vec<_>>()),
+            ),
+            (
+                "zone",
+                drifting(&c.nodes.iter().map(|n| n.zone).collect::<Vec<_>>()),
+            ),
+        ] {
+            lines[idx("kubeprint_cluster_nodes_drifting")]
+                .push(format!("{{cluster=\"{cl}\",check=\"{name}\"}} {n}"));
+        }
+        let apps: &[_] = if detail.apps.covers(c.state) {
+            &c.apps
+        } else {
+            &[]
+        };
+        let nodes: &[_] = if detail.nodes.covers(c.state) {
+            &c.nodes
+        } else {
+            &[]
+        };
+        for a in apps {
             let app = esc(&a.name);
             lines[idx("kubeprint_app_sync")].push(format!(
                 "{{cluster=\"{cl}\",app=\"{app}\",status=\"{}\"}} {}",
@@ -121,7 +258,7 @@ pub fn render(report: &DriftReport) -> String {
                 check(a.revision_check)
             ));
         }
-        for n in &c.nodes {
+        for n in nodes {
             let node = esc(&n.name);
             let role = n.role.map(|r| r.as_str()).unwrap_or("unknown");
             lines[idx("kubeprint_node_ready")].push(format!(
@@ -160,13 +297,12 @@ mod tests {
     use crate::drift::{AppReport, ClusterReport, Finding, Kind, NodeReport};
     use crate::model::Role;
 
-    #[test]
-    fn renders_three_valued_gauges_and_escapes_labels() {
-        let report = DriftReport {
+    fn sample(state: ClusterState) -> DriftReport {
+        DriftReport {
             at: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
             clusters: vec![ClusterReport {
                 cluster: "a\"b".into(),
-                state: ClusterState::Unknown,
+                state,
                 reachable: false,
                 observation_age_seconds: None,
                 apps: vec![AppReport {
@@ -191,8 +327,19 @@ mod tests {
                     message: "x".into(),
                 }],
             }],
-        };
-        let text = render(&report);
+        }
+    }
+
+    #[test]
+    fn renders_three_valued_gauges_and_escapes_labels() {
+        let report = sample(ClusterState::Unknown);
+        let text = render_with(
+            &report,
+            Detail {
+                apps: Scope::Always,
+                nodes: Scope::Always,
+            },
+        );
         assert!(
             text.contains("kubeprint_cluster_reachable{cluster=\"a\\\"b\"} 0\n"),
             "{text}"
@@ -211,5 +358,34 @@ mod tests {
         for (name, _) in METRICS {
             assert!(text.contains(&format!("# TYPE {name} gauge\n")));
         }
+    }
+
+    #[test]
+    fn by_default_a_cluster_has_a_bounded_set_of_series_and_detail_only_while_it_drifts() {
+        let series = |text: &str, cluster_name: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(cluster_name))
+                .count()
+        };
+        let unknown = render(&sample(ClusterState::Unknown));
+        assert!(!unknown.contains("kubeprint_app_sync{"), "{unknown}");
+        assert!(!unknown.contains("kubeprint_node_ready{"), "{unknown}");
+        // reachable, in_sync, 3 findings, apps, 3 apps drifting, nodes, 3 nodes drifting
+        // (no age: never observed).
+        assert_eq!(series(&unknown, "a\\\"b"), 13, "{unknown}");
+        assert!(unknown.contains(
+            "kubeprint_cluster_nodes_drifting{cluster=\"a\\\"b\",check=\"version\"} 1\n"
+        ));
+        assert!(unknown.contains("kubeprint_cluster_apps{cluster=\"a\\\"b\"} 1\n"));
+        let drifting = render(&sample(ClusterState::Drift));
+        assert!(drifting.contains("kubeprint_app_sync{"), "{drifting}");
+        assert!(drifting.contains("kubeprint_node_ready{"), "{drifting}");
+        let none = render_with(&sample(ClusterState::Drift), Detail::parse("none").unwrap());
+        assert!(!none.contains("kubeprint_app_sync{"));
+        let apps = Detail::parse("apps").unwrap();
+        assert_eq!((apps.apps, apps.nodes), (Scope::Always, Scope::Never));
+        assert_eq!(Detail::parse("").unwrap(), Detail::parse("none").unwrap());
+        assert_eq!(Detail::parse("drift").unwrap(), Detail::default());
+        assert!(Detail::parse("pods").is_err());
     }
 }
