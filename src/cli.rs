@@ -186,6 +186,30 @@ pub struct WatchArgs {
     /// series and counts are always there.
     #[arg(long, value_name = "LIST", default_value = "drift", value_parser = parse_metrics_detail)]
     pub metrics_detail: kubeprint::metrics::Detail,
+    /// Split the fleet into N shards by a stable hash of the cluster name; each replica
+    /// watches the shards whose Lease it holds in the management cluster (0: no sharding,
+    /// this process watches every cluster).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub shards: u32,
+    /// This replica's identity in the Leases (default: the pod's name).
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub replica_id: Option<String>,
+    /// The namespace of the Leases in the management cluster (default: the pod's namespace).
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "POD_NAMESPACE",
+        default_value = "kubeprint"
+    )]
+    pub lease_namespace: String,
+    /// The kubeconfig context of the management cluster that holds the Leases (default: the
+    /// current context, or the pod's own cluster).
+    #[arg(long, value_name = "NAME")]
+    pub lease_context: Option<String>,
+    /// `leaseDurationSeconds` of the shard Leases: a replica that stops renewing loses its
+    /// shards to the others after this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub lease_duration: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,

@@ -41,6 +41,7 @@ pub fn run(args: WatchArgs, printer: &Printer) -> Result {
         let settled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let on_change = transition_logger(desired.clone(), observed.clone(), settled.clone());
         let pool = observe::Pool::default();
+        let (access_for_leases, pool_for_leases) = (access.clone(), pool.clone());
         let mut watchers = observe::watch::Watchers::new(
             access,
             pool,
@@ -49,33 +50,110 @@ pub fn run(args: WatchArgs, printer: &Printer) -> Result {
             on_change,
             limit,
         );
-        let budget = watchers.watch(&targets);
-        // One line at a healthy start: what is watched, where it is served, the descriptors.
-        let raised = if limit.soft > limit.soft_at_start {
-            format!(", soft limit raised from {}", limit.soft_at_start)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = if args.shards > 0 {
+            let shards = shards(&args, &access_for_leases, &pool_for_leases).await?;
+            printer.status(&format!(
+                "replica {} of a fleet of {} cluster(s) in {} shard(s) (Leases in namespace {}); serving http://{local}/metrics; file descriptors: {}{}",
+                shards.config().replica,
+                targets.len(),
+                args.shards,
+                args.lease_namespace,
+                fmt_limit(limit.soft),
+                raised(limit),
+            ));
+            tokio::spawn(observe::shards::run(
+                shards,
+                watchers,
+                targets,
+                observed.clone(),
+                stopped,
+            ))
         } else {
-            String::new()
+            let budget = watchers.watch(&targets);
+            // One line at a healthy start: what is watched, where, the descriptors.
+            printer.status(&format!(
+                "watching {} cluster(s); serving http://{local}/metrics; file descriptors: about {} needed of {}{}",
+                budget.watched,
+                budget.needed,
+                fmt_limit(limit.soft),
+                raised(limit),
+            ));
+            if let Some(problem) = &budget.problem {
+                warn!(problem = %problem, "not every cluster can be watched");
+                printer.status(&format!("warning: {problem}"));
+            }
+            let mut stopped = stopped;
+            tokio::spawn(async move {
+                let _ = stopped.changed().await;
+                watchers.shutdown().await;
+            })
         };
-        printer.status(&format!(
-            "watching {} cluster(s); serving http://{local}/metrics; file descriptors: about {} needed of {}{raised}",
-            budget.watched,
-            budget.needed,
-            fmt_limit(limit.soft),
-        ));
-        if let Some(problem) = &budget.problem {
-            warn!(problem = %problem, "not every cluster can be watched");
-            printer.status(&format!("warning: {problem}"));
-        }
         tokio::spawn(start_summary(desired.clone(), observed.clone(), timing, settled));
         let state = ServeState { desired, observed };
-        serve::serve(listener, state, shutdown_signal())
-            .await
-            .map_err(CommandError::environment)?;
+        let served = serve::serve(listener, state, shutdown_signal()).await;
         info!("stopping the watchers");
-        watchers.shutdown().await;
+        let _ = stop.send(true);
+        let _ = worker.await;
+        served.map_err(CommandError::environment)?;
         printer.status("stopped");
         Ok(ExitStatus::Success)
     })
+}
+
+/// ", soft limit raised from N" when it was.
+fn raised(limit: observe::fds::Limit) -> String {
+    if limit.soft > limit.soft_at_start {
+        format!(
+            ", soft limit raised from {}",
+            fmt_limit(limit.soft_at_start)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// The Lease client of a sharded replica: its identity, the management cluster's client.
+async fn shards(
+    args: &WatchArgs,
+    access: &observe::Access,
+    pool: &observe::Pool,
+) -> Result<observe::shards::Shards> {
+    let replica = args
+        .replica_id
+        .clone()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            CommandError::bad_input(
+                anyhow::anyhow!("`--shards` needs this replica's identity"),
+                Some("pass `--replica-id ID` or set `POD_NAME` (the Deployment does, from the pod's name)".into()),
+            )
+        })?;
+    let context = args
+        .lease_context
+        .clone()
+        .or_else(|| access.current_context())
+        .unwrap_or_default();
+    let client = access
+        .client(pool, "management", &context)
+        .await
+        .map_err(|e| CommandError {
+            hint: Some(
+                "pass `--lease-context NAME`: the kubeconfig context of the management cluster"
+                    .into(),
+            ),
+            ..CommandError::environment(e)
+        })?;
+    Ok(observe::shards::Shards::new(
+        observe::shards::Config {
+            shards: args.shards,
+            replica,
+            namespace: args.lease_namespace.clone(),
+            prefix: "kubeprint".into(),
+            lease_duration: Duration::from_secs(args.lease_duration.max(1)),
+        },
+        client,
+    ))
 }
 
 /// An `RLIMIT_NOFILE` value for people: `unlimited` for infinity.

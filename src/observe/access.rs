@@ -80,6 +80,14 @@ impl Access {
         Err(Error::NoAccess)
     }
 
+    /// The kubeconfig's current context (`None` in a pod, or when it names none).
+    pub fn current_context(&self) -> Option<String> {
+        match self {
+            Access::Kubeconfig { config, .. } => config.current_context.clone(),
+            Access::InCluster => None,
+        }
+    }
+
     /// The API server URL that `context` points at, as the kubeconfig gives it (in a pod,
     /// the in-cluster API, always HTTPS); `None` if the context or its cluster is missing.
     pub fn server_url(&self, context: &str) -> Option<String> {

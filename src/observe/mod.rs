@@ -14,6 +14,7 @@ pub mod argo;
 pub mod fds;
 pub mod nodes;
 pub mod pool;
+pub mod shards;
 pub mod watch;
 
 use std::time::Duration;
