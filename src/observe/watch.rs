@@ -97,6 +97,11 @@ impl SharedObserved {
         f(&mut self.status.lock().expect("status lock"));
     }
 
+    /// The clusters this process reports on (`None`: every cluster of the fleet).
+    pub fn scope(&self) -> Option<std::collections::BTreeSet<String>> {
+        self.status.lock().expect("status lock").scope.clone()
+    }
+
     /// Which clusters get a series per application and per node on `/metrics`.
     pub fn metrics_detail(&self) -> crate::metrics::Detail {
         self.status.lock().expect("status lock").metrics_detail

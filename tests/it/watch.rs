@@ -3,6 +3,7 @@
 
 use crate::support::kube as support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -414,7 +415,7 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
             "json",
             "--probe-interval",
             "1",
-            "-v",
+            "-vv",
         ])
         .env_clear()
         .env("HOME", tmp.path())
@@ -445,6 +446,8 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
         (200, "ok\n".to_string())
     );
 
+    // The start summary is checked every half second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
@@ -471,6 +474,14 @@ async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
     assert!(
         logs.iter()
             .any(|l| l["fields"]["message"] == "cluster state changed"),
+        "{stderr}"
+    );
+    // The start settles in one line.
+    assert!(
+        logs.iter().any(
+            |l| l["fields"]["message"] == "every cluster observed, in sync"
+                && l["fields"]["in_sync"] == 1
+        ),
         "{stderr}"
     );
     assert!(
@@ -679,4 +690,251 @@ async fn with_a_limit_of_1024_descriptors_500_clusters_are_watched_or_the_watche
         stderr.contains("warning: the file descriptor limit is 1024 (hard limit 1024)"),
         "{stderr}"
     );
+}
+
+/// One in-process replica of a sharded watcher.
+struct Replica {
+    id: String,
+    shared: SharedObserved,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    async fn start(
+        id: &str,
+        kubeconfig: &std::path::Path,
+        clusters: &[String],
+        shards: u32,
+        lease: Duration,
+    ) -> Replica {
+        let access = Access::load(Some(kubeconfig)).unwrap();
+        let pool = observe::Pool::default();
+        let client = access
+            .client(&pool, "management", "admin@management")
+            .await
+            .unwrap();
+        let shared = SharedObserved::default();
+        let limit = observe::fds::raise_soft_limit();
+        let watchers = observe::watch::Watchers::new(
+            access,
+            pool,
+            fast(),
+            shared.clone(),
+            Arc::new(|_: &str| {}),
+            limit,
+        );
+        let targets: Vec<Target> = clusters
+            .iter()
+            .map(|c| Target {
+                cluster: c.clone(),
+                context: format!("admin@{c}"),
+                argocd_namespace: "argocd".into(),
+            })
+            .collect();
+        let shards = observe::shards::Shards::new(
+            observe::shards::Config {
+                shards,
+                replica: id.into(),
+                namespace: "kubeprint".into(),
+                prefix: "kubeprint".into(),
+                lease_duration: lease,
+            },
+            client,
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(observe::shards::run(
+            shards,
+            watchers,
+            targets,
+            shared.clone(),
+            stopped,
+        ));
+        Replica {
+            id: id.into(),
+            shared,
+            stop,
+            task,
+        }
+    }
+
+    /// The clusters this replica watches now (none once it is gone).
+    fn watching(&self) -> std::collections::BTreeSet<String> {
+        if self.task.is_finished() {
+            return Default::default();
+        }
+        self.shared.scope().unwrap_or_default()
+    }
+}
+
+/// Who watches each cluster now, over the replicas.
+fn watchers_of(replicas: &[&Replica], clusters: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> =
+        clusters.iter().map(|c| (c.clone(), Vec::new())).collect();
+    for r in replicas {
+        for c in r.watching() {
+            out.entry(c).or_default().push(r.id.clone());
+        }
+    }
+    out
+}
+
+/// Samples who watches what every 20 ms and keeps, per cluster, the longest stretch it was
+/// watched twice or more, and the longest it was watched by nobody (after `from`).
+#[derive(Default)]
+struct Coverage {
+    twice: Duration,
+    nobody: Duration,
+}
+
+async fn sample_until(
+    replicas: &[&Replica],
+    clusters: &[String],
+    deadline: Duration,
+    done: impl Fn(&BTreeMap<String, Vec<String>>) -> bool,
+    coverage: &mut Coverage,
+) -> Duration {
+    let start = tokio::time::Instant::now();
+    let mut since_twice: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    let mut since_nobody: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    loop {
+        let now = tokio::time::Instant::now();
+        let map = watchers_of(replicas, clusters);
+        for (c, who) in &map {
+            if who.len() > 1 {
+                let at = *since_twice.entry(c.clone()).or_insert(now);
+                coverage.twice = coverage.twice.max(now - at);
+            } else {
+                since_twice.remove(c);
+            }
+            if who.is_empty() {
+                let at = *since_nobody.entry(c.clone()).or_insert(now);
+                coverage.nobody = coverage.nobody.max(now - at);
+            } else {
+                since_nobody.remove(c);
+            }
+        }
+        if done(&map) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "not settled within {deadline:?}: {map:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn each_once(map: &BTreeMap<String, Vec<String>>) -> bool {
+    map.values().all(|who| who.len() == 1)
+}
+
+/// Three replicas share 24 clusters in 6 shards through Leases in the management cluster
+/// (the API double with real Lease semantics: resourceVersion, 409 on a stale update). One
+/// is killed without releasing: its shards move to the others within the lease duration
+/// plus a renewal round; no cluster is watched twice for that long, none is left unwatched
+/// past it. One stops on SIGTERM: it releases, and the last replica takes everything
+/// within a round. Any replica's `/status` names the owner of every cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_move_to_the_surviving_replicas_within_the_lease_duration() {
+    const LEASE: Duration = Duration::from_secs(2);
+    let clusters: Vec<String> = (0..24).map(|i| format!("c{i:02}")).collect();
+    let server = ApiServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut contexts: Vec<(String, String)> = clusters
+        .iter()
+        .map(|c| (format!("admin@{c}"), c.clone()))
+        .collect();
+    contexts.push(("admin@management".into(), "management".into()));
+    let refs: Vec<(&str, &str)> = contexts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let kc = tmp.path().join("kubeconfig");
+    std::fs::write(&kc, server.kubeconfig(&refs)).unwrap();
+    observe::install_crypto_provider();
+
+    let r0 = Replica::start("r0", &kc, &clusters, 6, LEASE).await;
+    let r1 = Replica::start("r1", &kc, &clusters, 6, LEASE).await;
+    let r2 = Replica::start("r2", &kc, &clusters, 6, LEASE).await;
+    let mut settle = Coverage::default();
+    sample_until(
+        &[&r0, &r1, &r2],
+        &clusters,
+        Duration::from_secs(20),
+        |m| each_once(m) && m.values().any(|w| w[0] == "r1"),
+        &mut settle,
+    )
+    .await;
+    // Leases as an API server keeps them: one per shard and one per replica, with holders.
+    let leases = server.leases("management", "kubeprint");
+    assert_eq!(leases.len(), 6 + 3, "{:?}", leases.keys());
+    for shard in 0..6 {
+        let lease = &leases[&format!("kubeprint-shard-{shard}")];
+        assert!(lease["spec"]["holderIdentity"].is_string(), "{lease}");
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], 2);
+        assert!(lease["spec"]["renewTime"].is_string());
+    }
+
+    // r1 dies without releasing anything.
+    r1.task.abort();
+    while !r1.task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut after_kill = Coverage::default();
+    let moved = sample_until(
+        &[&r0, &r1, &r2],
+        &clusters,
+        Duration::from_secs(20),
+        each_once,
+        &mut after_kill,
+    )
+    .await;
+    let bound = LEASE + LEASE / 3 * 2 + Duration::from_millis(700);
+    assert!(
+        moved <= bound,
+        "r1's shards moved after {moved:?} (bound {bound:?})"
+    );
+    assert!(
+        after_kill.nobody <= bound,
+        "unwatched for {:?}",
+        after_kill.nobody
+    );
+    assert!(
+        after_kill.twice < LEASE,
+        "watched twice for {:?}",
+        after_kill.twice
+    );
+    assert!(
+        settle.twice < LEASE,
+        "watched twice for {:?} at start",
+        settle.twice
+    );
+
+    // r2 stops on SIGTERM: it releases, r0 takes everything at its next rounds.
+    r2.stop.send(true).unwrap();
+    let mut after_stop = Coverage::default();
+    let moved = sample_until(
+        &[&r0, &r1, &r2],
+        &clusters,
+        Duration::from_secs(20),
+        |m| each_once(m) && m.values().all(|w| w[0] == "r0"),
+        &mut after_stop,
+    )
+    .await;
+    assert!(moved < LEASE, "released shards moved after {moved:?}");
+    assert!(
+        after_stop.twice < LEASE,
+        "watched twice for {:?}",
+        after_stop.twice
+    );
+
+    // r0's /status: its shards and the owner of every cluster, read from the Leases.
+    let status = r0.shared.status_json();
+    let owners = &status["shards"]["clusters"];
+    for c in &clusters {
+        assert_eq!(owners[c], "r0", "{status}");
+    }
+    assert_eq!(status["shards"]["owned"].as_array().unwrap().len(), 6);
+    r0.stop.send(true).unwrap();
 }

@@ -73,6 +73,10 @@ struct Cluster {
     lists: u64,
     watches: u64,
     tx: Option<broadcast::Sender<Event>>,
+    /// `coordination.k8s.io/v1` Leases by (namespace, name).
+    leases: BTreeMap<(String, String), Value>,
+    /// Lease writes refused with 409 (a stale resourceVersion, or a create of one there).
+    lease_conflicts: u64,
 }
 
 #[derive(Default)]
@@ -270,6 +274,22 @@ impl ApiServer {
         self.with(cluster, |c| c.events.clear());
     }
 
+    /// The Leases of a cluster in `namespace`, by name.
+    pub fn leases(&self, cluster: &str, namespace: &str) -> BTreeMap<String, Value> {
+        self.with(cluster, |c| {
+            c.leases
+                .iter()
+                .filter(|((ns, _), _)| ns == namespace)
+                .map(|((_, name), v)| (name.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    /// How many Lease writes the cluster refused with 409 Conflict.
+    pub fn lease_conflicts(&self, cluster: &str) -> u64 {
+        self.with(cluster, |c| c.lease_conflicts)
+    }
+
     /// How many list and watch requests the cluster answered.
     pub fn requests(&self, cluster: &str) -> (u64, u64) {
         self.with(cluster, |c| (c.lists, c.watches))
@@ -297,7 +317,12 @@ fn error_response(code: u16, reason: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    method: axum::http::Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Response {
     let path = uri.path().trim_start_matches('/');
     // Control of the double from another process (the benchmark):
     // `/ctl/<cluster>/app/<name>/sync/<status>` sets an application's sync status.
@@ -343,6 +368,9 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
     }
     if let Some(code) = fault.status {
         return error_response(code, "ServiceUnavailable", "injected failure");
+    }
+    if let Some(lease_path) = rest.strip_prefix("apis/coordination.k8s.io/v1/namespaces/") {
+        return leases(&inner, &cluster, &method, lease_path, &body);
     }
     let kind = if rest == "version" {
         return axum::Json(json!({"major": "1", "minor": "36", "gitVersion": "v1.36.3", "platform": "linux/amd64"}))
@@ -481,4 +509,115 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri) -> Response {
             receiver.map(|r| r.map(axum::body::Bytes::from)),
         ))
         .expect("response")
+}
+
+/// `coordination.k8s.io/v1` Leases with an API server's semantics: list, get (404 when
+/// missing), create (409 AlreadyExists when there), update (404 when missing, 409 Conflict
+/// when the resourceVersion sent is not the current one), delete; every write moves the
+/// cluster's resourceVersion.
+fn leases(
+    inner: &Inner,
+    cluster: &str,
+    method: &axum::http::Method,
+    path: &str,
+    body: &[u8],
+) -> Response {
+    use axum::http::Method;
+    let parts: Vec<&str> = path.split('/').collect();
+    let (namespace, name) = match parts[..] {
+        [ns, "leases"] => (ns.to_string(), None),
+        [ns, "leases", name] => (ns.to_string(), Some(name.to_string())),
+        _ => return error_response(404, "NotFound", "unknown path"),
+    };
+    let mut all = inner.clusters.lock().unwrap();
+    let c = all.entry(cluster.to_string()).or_default();
+    let json = |code: StatusCode, v: &Value| {
+        (code, [("content-type", "application/json")], v.to_string()).into_response()
+    };
+    let not_found = |name: &str| {
+        error_response(
+            404,
+            "NotFound",
+            &format!("leases.coordination.k8s.io \"{name}\" not found"),
+        )
+    };
+    match (method, name) {
+        (&Method::GET, None) => {
+            let items: Vec<Value> = c
+                .leases
+                .iter()
+                .filter(|((ns, _), _)| *ns == namespace)
+                .map(|(_, v)| v.clone())
+                .collect();
+            let list = json!({"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "metadata": {"resourceVersion": c.rv.to_string()}, "items": items});
+            json(StatusCode::OK, &list)
+        }
+        (&Method::GET, Some(name)) => match c.leases.get(&(namespace, name.clone())) {
+            Some(v) => json(StatusCode::OK, v),
+            None => not_found(&name),
+        },
+        (&Method::POST, None) => {
+            let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+                return error_response(400, "BadRequest", "not a Lease");
+            };
+            let Some(name) = object["metadata"]["name"].as_str().map(str::to_string) else {
+                return error_response(422, "Invalid", "metadata.name is required");
+            };
+            if c.leases.contains_key(&(namespace.clone(), name.clone())) {
+                c.lease_conflicts += 1;
+                return error_response(
+                    409,
+                    "AlreadyExists",
+                    &format!("leases.coordination.k8s.io \"{name}\" already exists"),
+                );
+            }
+            c.rv += 1;
+            object["apiVersion"] = json!("coordination.k8s.io/v1");
+            object["kind"] = json!("Lease");
+            object["metadata"]["namespace"] = json!(namespace);
+            object["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+            object["metadata"]["uid"] = json!(format!("lease-{}", c.rv));
+            c.leases.insert((namespace, name), object.clone());
+            json(StatusCode::CREATED, &object)
+        }
+        (&Method::PUT, Some(name)) => {
+            let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+                return error_response(400, "BadRequest", "not a Lease");
+            };
+            let key = (namespace.clone(), name.clone());
+            let Some(current) = c.leases.get(&key) else {
+                return not_found(&name);
+            };
+            let sent = object["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            if !sent.is_empty() && Some(sent) != current["metadata"]["resourceVersion"].as_str() {
+                c.lease_conflicts += 1;
+                return error_response(
+                    409,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                );
+            }
+            c.rv += 1;
+            object["apiVersion"] = json!("coordination.k8s.io/v1");
+            object["kind"] = json!("Lease");
+            object["metadata"]["namespace"] = json!(namespace);
+            object["metadata"]["uid"] = current["metadata"]["uid"].clone();
+            object["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+            c.leases.insert(key, object.clone());
+            json(StatusCode::OK, &object)
+        }
+        (&Method::DELETE, Some(name)) => match c.leases.remove(&(namespace, name.clone())) {
+            Some(_) => {
+                c.rv += 1;
+                json(
+                    StatusCode::OK,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+                )
+            }
+            None => not_found(&name),
+        },
+        _ => error_response(405, "MethodNotAllowed", "method not allowed"),
+    }
 }
