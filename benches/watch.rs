@@ -2,10 +2,16 @@
 //! applications and 10 nodes each, served by the API server double in a child process.
 //!
 //! Reports the time until every cluster is known and in sync, the time from a status
-//! change in a cluster to its `/metrics` line (median and worst of several changes), and
-//! the watcher's peak memory (VmHWM of this process; the double runs in its own).
+//! change in a cluster to its `/metrics` line (median and worst of several changes), the
+//! watcher's CPU seconds, peak memory (VmHWM of this process; the double runs in its own),
+//! open descriptors and the size of `/metrics`, in total and per cluster.
 //!
-//! `cargo bench --bench watch` (`BENCH_CLUSTERS=N` to change the fleet size).
+//! By default every cluster is served over HTTPS with its own CA (ECDSA P-256), server
+//! and client certificate, and HTTP/2 offered, as a real fleet is.
+//!
+//! `cargo bench --bench watch`; knobs: `BENCH_CLUSTERS=N` (default 500), `BENCH_PLAIN=1`
+//! (plain HTTP/1.1), `BENCH_HTTP1=1` (HTTPS, HTTP/1.1 only), `BENCH_SMALL_APPS=1` (minimal
+//! Applications instead of the 15 KB real-shaped ones).
 #![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 #[path = "common.rs"]
@@ -87,9 +93,33 @@ fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The child process: serve the whole simulated fleet, print the address, wait for stdin EOF.
+fn flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The child process: serve the whole simulated fleet, write its kubeconfig to
+/// `BENCH_KUBECONFIG`, print the control address, wait for stdin EOF.
 async fn server_process(n: usize) {
-    let server = ApiServer::start_on("127.0.0.1:0").await;
+    kubeprint::observe::fds::raise_soft_limit();
+    let names: Vec<String> = (0..n).map(|i| format!("c{i:04}")).collect();
+    let server = if flag("BENCH_PLAIN") {
+        ApiServer::start_on("127.0.0.1:0").await
+    } else {
+        ApiServer::start_tls(&names, !flag("BENCH_HTTP1")).await
+    };
+    let contexts: Vec<(String, String)> = names
+        .iter()
+        .map(|c| (format!("ctx-{c}"), c.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = contexts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    std::fs::write(
+        std::env::var("BENCH_KUBECONFIG").unwrap(),
+        server.kubeconfig(&refs),
+    )
+    .unwrap();
     // BENCH_SMALL_APPS=1 (a diagnostic): minimal Applications instead of the 15 KB real-shaped ones.
     let small = std::env::var_os("BENCH_SMALL_APPS").is_some();
     for i in 0..n {
@@ -134,8 +164,11 @@ fn main() {
         n.min(5)
     };
 
+    let tmp = tempfile::tempdir().unwrap();
+    let kc_path = tmp.path().join("kubeconfig");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .env("KUBEPRINT_BENCH_SERVER", "1")
+        .env("BENCH_KUBECONFIG", &kc_path)
         .env("BENCH_CLUSTERS", n.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -147,26 +180,17 @@ fn main() {
         .unwrap();
     let addr: std::net::SocketAddr = addr.trim().parse().expect("the double prints its address");
 
+    let limit = observe::fds::raise_soft_limit();
     let before = vm_hwm_kib();
+    let cpu_before = common::cpu_seconds();
     runtime.block_on(async move {
         observe::install_crypto_provider();
-        let tmp = tempfile::tempdir().unwrap();
-        let mut kc = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
-        for i in 0..n {
-            kc.push_str(&format!("- name: c{i:04}\n  cluster:\n    server: http://{addr}/c/c{i:04}\n"));
-        }
-        kc.push_str("users:\n- name: bench\n  user:\n    token: bench\ncontexts:\n");
-        for i in 0..n {
-            kc.push_str(&format!("- name: ctx-c{i:04}\n  context:\n    cluster: c{i:04}\n    user: bench\n"));
-        }
-        let kc_path = tmp.path().join("kubeconfig");
-        std::fs::write(&kc_path, kc).unwrap();
         let access = Access::load(Some(&kc_path)).unwrap();
-
         let clusters: BTreeMap<String, DesiredCluster> = (0..n).map(|i| (format!("c{i:04}"), desired_cluster(i))).collect();
         let desired = Arc::new(Desired { clusters, catalog: support::catalog(), policy: Policy::default() });
         let observed = SharedObserved::default();
-        let pool = observe::Pool::default();
+        let pool = observe::Pool::new(!flag("BENCH_HTTP1"));
+        let transport = if flag("BENCH_PLAIN") { "HTTP/1.1" } else if flag("BENCH_HTTP1") { "HTTPS, HTTP/1.1" } else { "HTTPS, HTTP/2" };
         let start = Instant::now();
         for i in 0..n {
             let target = Target { cluster: format!("c{i:04}"), context: format!("ctx-c{i:04}"), argocd_namespace: "argocd".into() };
@@ -187,7 +211,9 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let initial = start.elapsed();
+        let cpu_in_sync = common::cpu_seconds() - cpu_before;
         let rss_in_sync = proc_status_kib("VmRSS:");
+        let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
 
         let t = Instant::now();
         let (_, body) = support::http_get(metrics_addr, "/metrics").await.unwrap();
@@ -198,7 +224,8 @@ fn main() {
             let cluster = format!("c{:04}", (k * 37) % n);
             let app = format!("app-{:02}", k % APPS);
             for (status, value) in [("OutOfSync", 0), ("Synced", 1)] {
-                let want = format!("kubeprint_app_sync{{cluster=\"{cluster}\",app=\"{app}\",status=\"{status}\"}} {value}\n");
+                // The cluster-level series: per-application ones exist only while a cluster drifts.
+                let want = format!("kubeprint_cluster_in_sync{{cluster=\"{cluster}\"}} {value}\n");
                 let t0 = Instant::now();
                 let (code, _) = support::http_get(addr, &format!("/ctl/{cluster}/app/{app}/sync/{status}")).await.unwrap();
                 assert_eq!(code, 200);
@@ -216,11 +243,15 @@ fn main() {
         let median = latencies[latencies.len() / 2];
         let worst = latencies[latencies.len() - 1];
         let hwm = vm_hwm_kib();
-        println!("watch benchmark: {n} clusters x {APPS} applications x {NODES} nodes");
-        println!("  all clusters in sync after      {:>8.2} s", initial.as_secs_f64());
-        println!("  /metrics scrape                 {:>8.1} ms ({} KiB)", scrape.as_secs_f64() * 1000.0, body.len() / 1024);
+        let cpu = common::cpu_seconds() - cpu_before;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!("watch benchmark: {n} clusters x {APPS} applications x {NODES} nodes over {transport}");
+        println!("  all clusters in sync after      {:>8.2} s ({:.1} CPU s; {:.1} CPU s at the end)", initial.as_secs_f64(), cpu_in_sync, cpu);
+        println!("  /metrics scrape                 {:>8.1} ms ({} KiB, {:.2} KiB per cluster)", scrape.as_secs_f64() * 1000.0, body.len() / 1024, body.len() as f64 / 1024.0 / n as f64);
         println!("  status change -> /metrics       median {:.1} ms, worst {:.1} ms ({} changes)", median.as_secs_f64() * 1000.0, worst.as_secs_f64() * 1000.0, latencies.len());
-        println!("  peak memory of the watcher      {:>8.1} MiB (VmHWM; {:.1} MiB before watching, {:.1} MiB resident once in sync)", hwm as f64 / 1024.0, before as f64 / 1024.0, rss_in_sync as f64 / 1024.0);
+        println!("  peak memory of the watcher      {:>8.1} MiB (VmHWM; {:.1} MiB before watching, {:.1} MiB resident once in sync)", mib(hwm), mib(before), mib(rss_in_sync));
+        println!("  per cluster                     {:>8.3} MiB resident once in sync, {:.3} MiB peak (both less the {:.1} MiB before)", (mib(rss_in_sync) - mib(before)) / n as f64, (mib(hwm) - mib(before)) / n as f64, mib(before));
+        println!("  open descriptors                {fds:>8} ({:.2} per cluster; limit {})", fds as f64 / n as f64, limit.soft);
     });
     drop(child.stdin.take());
     let _ = child.wait();
