@@ -124,8 +124,12 @@ async fn server_process(n: usize) {
     let small = std::env::var_os("BENCH_SMALL_APPS").is_some();
     for i in 0..n {
         let d = desired_cluster(i);
-        support::serve_in_sync(&server, &d, REV);
         if small {
+            let kubelet = format!("v{}", d.kubernetes);
+            for (name, node) in &d.nodes {
+                let object = support::node(name, node.role.as_str(), &node.zone, &d.talos, &kubelet);
+                server.apply(&d.name, support::Kind::Node, object);
+            }
             for app in &d.apps {
                 let status = serde_json::json!({"sync": {"status": "Synced", "revision": REV}, "health": {"status": "Healthy"}});
                 server.apply(
@@ -134,7 +138,12 @@ async fn server_process(n: usize) {
                     serde_json::json!({"metadata": {"name": app, "namespace": "argocd"}, "status": status}),
                 );
             }
+        } else {
+            support::serve_in_sync(&server, &d, REV);
         }
+        // The set-up's events are not needed (watches start from the lists): keeping
+        // them would double the double's memory.
+        server.compact(&d.name);
     }
     println!("{}", server.addr);
     tokio::task::spawn_blocking(|| {
