@@ -127,7 +127,8 @@ async fn server_process(n: usize) {
         if small {
             let kubelet = format!("v{}", d.kubernetes);
             for (name, node) in &d.nodes {
-                let object = support::node(name, node.role.as_str(), &node.zone, &d.talos, &kubelet);
+                let object =
+                    support::node(name, node.role.as_str(), &node.zone, &d.talos, &kubelet);
                 server.apply(&d.name, support::Kind::Node, object);
             }
             for app in &d.apps {

@@ -76,3 +76,26 @@ fn the_dashboard_uses_exactly_the_exported_metrics() {
             .all(|p| p["targets"].as_array().is_some_and(|t| !t.is_empty()))
     );
 }
+
+/// The management cluster's `kubeprint-watch` component provisions this very dashboard.
+#[test]
+fn the_watch_blueprint_provisions_the_dashboard() {
+    let template = include_str!("../../blueprints/kubeprint-watch/manifests/dashboard.yaml.j2");
+    let raw = template
+        .split_once("{% raw %}")
+        .and_then(|(_, rest)| rest.split_once("{% endraw %}"))
+        .map(|(body, _)| body)
+        .expect("the dashboard is between raw markers");
+    let unindented: String = raw
+        .trim_matches('\n')
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = include_str!("../../dashboards/kubeprint-fleet.json");
+    assert_eq!(
+        unindented.trim_end(),
+        file.trim_end(),
+        "re-copy dashboards/kubeprint-fleet.json into the blueprint"
+    );
+}
