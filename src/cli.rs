@@ -443,6 +443,10 @@ pub struct TalosConfigArgs {
     pub fleet: FleetArgs,
 }
 
+fn parse_metrics_detail(text: &str) -> Result<kubeprint::metrics::Detail, String> {
+    kubeprint::metrics::Detail::parse(text)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -451,8 +455,4 @@ mod tests {
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
     }
-}
-
-fn parse_metrics_detail(text: &str) -> Result<kubeprint::metrics::Detail, String> {
-    kubeprint::metrics::Detail::parse(text)
 }

@@ -37,7 +37,7 @@ pub fn shard_of(cluster: &str, shards: u32) -> u32 {
 }
 
 /// The replica that shard `shard` prefers among `live` (rendezvous hashing).
-pub fn preferred<'a>(shard: u32, live: &'a BTreeSet<String>) -> Option<&'a str> {
+pub fn preferred(shard: u32, live: &BTreeSet<String>) -> Option<&str> {
     use sha2::Digest as _;
     live.iter()
         .max_by_key(|replica| {
