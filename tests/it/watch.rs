@@ -938,3 +938,34 @@ async fn shards_move_to_the_surviving_replicas_within_the_lease_duration() {
     assert_eq!(status["shards"]["owned"].as_array().unwrap().len(), 6);
     r0.stop.send(true).unwrap();
 }
+
+/// The management cluster's watcher is a component like any other: enabled on a cluster
+/// with `settings.watcher`, it renders (Deployment with the shard count, Lease RBAC,
+/// ServiceMonitor, dashboard ConfigMap) and `kubeprint check` passes the tree.
+#[test]
+fn the_watch_blueprint_renders_and_checks_on_the_management_cluster() {
+    let f = crate::support::Fixture::example();
+    f.edit(
+        "overlays/clusters/acme-prod.yaml",
+        "components:\n",
+        "settings:\n  watcher:\n    replicas: 3\n    shards: 6\n    leaseDurationSeconds: 15\n    image: registry.example.net/kubeprint:0.1.0\n    memory: 512Mi\n    kubeconfigSecret: kubeprint-fleet-kubeconfig\ncomponents:\n  kubeprint-watch:\n    enabled: true\n",
+    );
+    let render = f.run(&["render", "--today", TODAY, "--cluster", "acme-prod"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let watch = f.read("rendered/acme-prod/manifests/kubeprint-watch/watch.yaml");
+    for want in [
+        "kind: Deployment",
+        "replicas: 3",
+        "- --shards\n        - '6'",
+        "- leases",
+        "kind: ServiceMonitor",
+        "fieldPath: metadata.name",
+    ] {
+        assert!(watch.contains(want), "missing `{want}` in\n{watch}");
+    }
+    let dashboard = f.read("rendered/acme-prod/manifests/kubeprint-watch/dashboard.yaml");
+    assert!(dashboard.contains("grafana_dashboard: '1'"), "{dashboard}");
+    assert!(dashboard.contains("kubeprint_cluster_apps_drifting"));
+    let check = f.run(&["check", "rendered"]);
+    assert_eq!(check.code, 0, "{}\n{}", check.stdout, check.stderr);
+}
