@@ -166,6 +166,8 @@ pub fn hydrate(
     }
 
     let runs = AtomicUsize::new(0);
+    // The API versions of each cache entry read so far (each is read once per run).
+    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
@@ -204,19 +206,31 @@ pub fn hydrate(
             }
             // The distinct inputs of this round that are not in the cache.
             let mut todo: BTreeMap<String, (TemplateInput, PathBuf)> = BTreeMap::new();
+            let mut keys_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
             for i in &active {
                 let s = &states[*i];
+                let mut keys = Vec::new();
                 for (input, path) in
                     inputs(s, &clusters[*i], &archives, s.guess.as_ref().expect("set"))
                 {
                     let key = input.key();
-                    if !failed.contains_key(&key)
-                        && !todo.contains_key(&key)
-                        && cache.apis(&key).is_none()
+                    keys.push(key.clone());
+                    if failed.contains_key(&key)
+                        || todo.contains_key(&key)
+                        || known.contains_key(&key)
                     {
-                        todo.insert(key, (input, path));
+                        continue;
+                    }
+                    match cache.apis(&key) {
+                        Some(a) => {
+                            known.insert(key, a);
+                        }
+                        None => {
+                            todo.insert(key, (input, path));
+                        }
                     }
                 }
+                keys_of.insert(*i, keys);
             }
             let tmp_root = store.cache.join("tmp");
             fs_err::create_dir_all(&tmp_root).map_err(|source| Error::Io {
@@ -243,9 +257,14 @@ pub fn hydrate(
                 let s = &states[i];
                 let guess = s.guess.clone().expect("set");
                 let mut apis = BTreeSet::new();
-                for (input, _) in inputs(s, &clusters[i], &archives, &guess) {
-                    if let Some(a) = cache.apis(&input.key()) {
-                        apis.extend(a);
+                for key in keys_of.get(&i).into_iter().flatten() {
+                    if !known.contains_key(key)
+                        && let Some(a) = cache.apis(key)
+                    {
+                        known.insert(key.clone(), a);
+                    }
+                    if let Some(a) = known.get(key) {
+                        apis.extend(a.iter().cloned());
                     }
                 }
                 apis.extend(directory_apis(s, &clusters[i]));
@@ -256,6 +275,9 @@ pub fn hydrate(
                         s.signature.clone(),
                         cluster_guess(&s.signature, &clusters[i].name),
                     ] {
+                        if cache.guess(&sig).as_ref() == Some(&apis) {
+                            continue;
+                        }
                         cache.set_guess(&sig, &apis).map_err(|source| Error::Io {
                             path: store.cache.clone(),
                             source,
