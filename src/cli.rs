@@ -91,6 +91,52 @@ pub enum Command {
     /// Show what a blueprint change does to every cluster: render two revisions and compare.
     #[command(after_help = EXIT_CODES)]
     Diff(DiffArgs),
+    /// Render every Application through its real Helm chart (offline, cached) and write
+    /// each cluster's objects, one file per object.
+    #[command(after_help = HYDRATE_EXIT_CODES)]
+    Hydrate(HydrateArgs),
+}
+
+const HYDRATE_EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  check --hydrate: findings
+  2  bad input: specs, a chart archive whose digest is not the pinned one, a bad archive,
+     a chart that fails to template, a values file or ref that does not resolve; nothing written
+  3  the environment failed: no helm, a chart repository unreachable, I/O; CI may retry";
+
+/// How charts are hydrated: the helm binary, the cache, the parallelism.
+#[derive(Debug, Args, Clone)]
+pub struct HydrationArgs {
+    /// The helm binary (default: `helm` on PATH).
+    #[arg(long, value_name = "PATH", env = "KUBEPRINT_HELM")]
+    pub helm: Option<PathBuf>,
+    /// The cache of chart archives (by digest) and hydrated output (by the content of the
+    /// inputs); default `$XDG_CACHE_HOME/kubeprint` or `~/.cache/kubeprint`.
+    #[arg(long, value_name = "DIR", env = "KUBEPRINT_CHART_CACHE")]
+    pub chart_cache: Option<PathBuf>,
+    /// helm processes at a time (default: one per core).
+    #[arg(long = "helm-jobs", short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// `kubeprint hydrate`
+#[derive(Debug, Args)]
+pub struct HydrateArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Hydrate only these clusters (repeatable); default every cluster.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Where each cluster's objects are written: `DIR/<cluster>/<app>/<kind>-<namespace>-<name>.yaml`,
+    /// and the Secrets the stack expects in `DIR/expected-secrets.yaml`.
+    #[arg(long, default_value = "hydrated")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub hydration: HydrationArgs,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// `kubeprint check`
@@ -102,6 +148,18 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Render the fleet (`--fleet`) in memory, hydrate every Application with the real helm
+    /// and check what a real apply and sync would check (instead of reading DIR).
+    #[arg(long, conflicts_with = "dir")]
+    pub hydrate: bool,
+    /// With `--hydrate`: the blueprint repository and date.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// With `--hydrate`: check only these clusters (repeatable).
+    #[arg(long = "cluster", value_name = "NAME", requires = "hydrate")]
+    pub clusters: Vec<String>,
+    #[command(flatten)]
+    pub hydration: HydrationArgs,
 }
 
 const STATUS_EXIT_CODES: &str = "\
@@ -300,6 +358,12 @@ pub struct DiffArgs {
     /// Markdown only: the most characters of the comment before details are cut.
     #[arg(long, value_name = "CHARS", default_value_t = 60_000)]
     pub max_chars: usize,
+    /// Compare the hydrated objects (`helm template` of every Application) instead of the
+    /// rendered files, for the Applications whose chart or values changed.
+    #[arg(long)]
+    pub hydrate: bool,
+    #[command(flatten)]
+    pub hydration: HydrationArgs,
 }
 
 /// `kubeprint validate`

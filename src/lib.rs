@@ -8,11 +8,12 @@
 //! here under their own names so that `kubeprint::render` is the render.
 
 pub use kubeprint_core::{
-    check, diagnostics, diff, digest, drift, fleet, generate, lock, metrics, model, plan, render,
-    secret, sops, talos, templates, tree, validate, yaml,
+    check, diagnostics, diff, digest, drift, fleet, generate, hydrate, lock, metrics, model, plan,
+    render, secret, sops, talos, templates, tree, validate, yaml,
 };
 
 pub mod git;
+pub mod helm;
 pub mod load;
 pub mod observe;
 pub mod publish;

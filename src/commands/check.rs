@@ -1,4 +1,6 @@
-//! `kubeprint check DIR`: the schema checks of the tests, on any rendered tree.
+//! `kubeprint check DIR`: the schema checks of the tests, on any rendered tree; with
+//! `--hydrate`, the fleet rendered in memory, hydrated with the real helm, and what a real
+//! apply and sync would check.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,9 @@ use super::{CommandError, ExitStatus, Printer, Result};
 use crate::cli::{CheckArgs, OutputFormat};
 
 pub fn run(args: CheckArgs, printer: &Printer) -> Result {
+    if args.hydrate {
+        return run_hydrated(&args, printer);
+    }
     let trees = trees_in(&args.dir)?;
     if trees.is_empty() {
         return Err(CommandError::bad_input(
@@ -84,4 +89,78 @@ fn trees_in(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// `check --hydrate`: the rendered trees' schema checks, then the hydrated objects' findings.
+fn run_hydrated(args: &CheckArgs, printer: &Printer) -> Result {
+    use kubeprint::check::hydrated::{self, CrdSchemas, Finding};
+    let h = super::hydrate::hydrate_fleet(&args.fleet, &args.clusters, &args.hydration, printer)?;
+    let schemas = Schemas::embedded();
+    let crds = CrdSchemas::default();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut objects = 0;
+    let mut secrets = 0;
+    let mut not_hydrated = Vec::new();
+    for (name, tree) in &h.trees {
+        let report = check::check_tree(&tree.files, schemas);
+        problems.extend(report.problems.into_iter().map(|mut p| {
+            p.location = format!("{name}/{}", p.location);
+            p
+        }));
+        let ch = &h.hydration.clusters[name];
+        let cluster = h.cluster(name);
+        objects += cluster.apps.iter().map(|a| a.objects.len()).sum::<usize>();
+        for a in &cluster.apps {
+            if a.unavailable.is_some() {
+                not_hydrated.push(format!("{name}/{}", a.name));
+            }
+        }
+        secrets += hydrated::expected_secrets(&cluster).len();
+        findings.extend(hydrated::check(
+            name,
+            &ch.apps,
+            &ch.unresolved,
+            &cluster,
+            &crds,
+        ));
+    }
+    findings.sort();
+    match args.output {
+        OutputFormat::Json => printer.out(
+            &serde_json::to_string_pretty(&serde_json::json!({
+                "problems": problems,
+                "findings": findings,
+                "objects": objects,
+                "expectedSecrets": secrets,
+                "notHydrated": not_hydrated,
+                "helmRuns": h.hydration.helm_runs,
+                "distinctInputs": h.hydration.distinct_inputs,
+            }))
+            .expect("serialisable"),
+        ),
+        OutputFormat::Text => {
+            for p in &problems {
+                printer.out(&p.to_string());
+            }
+            for f in &findings {
+                printer.out(&f.to_string());
+            }
+            printer.status(&format!(
+                "checked {} cluster(s) hydrated with helm: {objects} objects, {secrets} expected Secret(s) (listed by `kubeprint hydrate` in expected-secrets.yaml); {} problem(s), {} finding(s); helm ran {} time(s) for {} distinct input(s){}",
+                h.trees.len(),
+                problems.len(),
+                findings.len(),
+                h.hydration.helm_runs,
+                h.hydration.distinct_inputs,
+                if not_hydrated.is_empty() { String::new() } else { format!("; not hydrated (no chart archive): {}", not_hydrated.join(", ")) }
+            ));
+        }
+    }
+    let _ = &h.checked;
+    Ok(if problems.is_empty() && findings.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Differences
+    })
 }

@@ -15,6 +15,10 @@ use super::{CommandError, ExitStatus, Printer, Result, today};
 use crate::cli::{DiffArgs, DiffOutput};
 
 pub fn run(args: DiffArgs, printer: &Printer) -> Result {
+    if args.hydrate {
+        // A separate code path, owned by the hydration (commands/hydrate.rs).
+        return super::hydrate::diff(args, printer);
+    }
     let dir = &args.fleet.fleet;
     let subdir = fleet_subdir(dir)?;
     let base_sources =
@@ -68,7 +72,7 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result {
 }
 
 /// Where the fleet directory is inside its git repository (`""` at the root).
-fn fleet_subdir(dir: &Path) -> Result<String> {
+pub(super) fn fleet_subdir(dir: &Path) -> Result<String> {
     let repo = git2::Repository::discover(dir).map_err(|_| {
         CommandError::bad_input(
             anyhow::anyhow!("`{}` is not in a git repository", dir.display()),
@@ -91,7 +95,7 @@ fn fleet_subdir(dir: &Path) -> Result<String> {
         .join("/"))
 }
 
-fn load_error(which: &str, rev: &str, err: load::Error) -> CommandError {
+pub(super) fn load_error(which: &str, rev: &str, err: load::Error) -> CommandError {
     let unknown = matches!(&err, load::Error::Git { source, .. }
         if matches!(source.code(), git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec | git2::ErrorCode::Ambiguous));
     let user = err.is_user_error() && (unknown || !matches!(err, load::Error::Git { .. }));
@@ -164,7 +168,7 @@ fn render_side(
         .collect())
 }
 
-fn side_error(which: &str, label: &str, err: fleet::Error) -> CommandError {
+pub(super) fn side_error(which: &str, label: &str, err: fleet::Error) -> CommandError {
     let mut e = CommandError::from(err);
     e.error = e
         .error
@@ -172,7 +176,7 @@ fn side_error(which: &str, label: &str, err: fleet::Error) -> CommandError {
     e
 }
 
-fn side(label: &str, sources: &Sources) -> Side {
+pub(super) fn side(label: &str, sources: &Sources) -> Side {
     let rev = sources.revision.as_ref();
     Side {
         label: label.to_string(),

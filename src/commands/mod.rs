@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod explain;
+mod hydrate;
 mod publish;
 mod render;
 mod schema;
@@ -200,6 +201,7 @@ pub fn run(command: Command, printer: &Printer) -> Result {
         Command::Watch(args) => watch::run(args, printer),
         Command::Publish(args) => publish::run(args, printer),
         Command::Diff(args) => diff::run(args, printer),
+        Command::Hydrate(args) => hydrate::run(args, printer),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod drift;
 pub mod fleet;
 pub mod generate;
+pub mod hydrate;
 pub mod lock;
 pub mod metrics;
 pub mod model;

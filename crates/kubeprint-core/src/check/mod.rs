@@ -3,9 +3,11 @@
 //! chart's `values.schema.json` and default keys), [`core_kinds`] (core objects for the
 //! fields they need), [`talos`] (machine configs against the Talos schema of their
 //! version) and [`secrets`] (no Secret anywhere). Pure: the schemas are embedded.
+//! [`hydrated`] checks the objects of hydrated clusters (`check --hydrate`).
 
 mod core_kinds;
 mod crds;
+pub mod hydrated;
 mod secrets;
 mod talos;
 mod values;

@@ -77,6 +77,61 @@ pub struct Chart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub end_of_life: Option<Date>,
+    /// The sha256 of the chart archive (`sha256:<64 hex digits>`), as Helm's `Chart.lock`
+    /// and `helm pull --verify` pin it: hydration refuses an archive with another digest.
+    /// A chart without one (no archive to pin, e.g. a proprietary chart) is hydrated only
+    /// when its archive is vendored, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub digest: Option<ChartDigest>,
+}
+
+/// The sha256 of a chart archive, `sha256:<64 lowercase hex digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChartDigest(String);
+
+impl ChartDigest {
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        self.0.trim_start_matches("sha256:")
+    }
+
+    /// The digest of these hex digits (already lowercase, 64 of them).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        Self::try_from(format!("sha256:{hex}")).ok()
+    }
+}
+
+impl std::fmt::Display for ChartDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ChartDigest {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = s.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if ok {
+            Ok(ChartDigest(s))
+        } else {
+            Err(format!(
+                "`{s}` is not a chart digest: write `sha256:` and the 64 lowercase hex digits of the archive's sha256 (`sha256sum NAME-VERSION.tgz`)"
+            ))
+        }
+    }
+}
+
+impl From<ChartDigest> for String {
+    fn from(d: ChartDigest) -> String {
+        d.0
+    }
 }
 
 /// The support of one Kubernetes minor at a date.
@@ -207,6 +262,16 @@ mod tests {
             Support::Unreleased
         );
         assert_eq!(c.kubernetes_support("1.20", today), Support::Unknown);
+    }
+
+    #[test]
+    fn chart_digests_are_sha256_in_lowercase_hex() {
+        let hex = "556464ee08dc48dd80e6fdf415b6f2e5a5aaba49f30a5649693f05e3e16f4b26";
+        let d = ChartDigest::try_from(format!("sha256:{hex}")).unwrap();
+        assert_eq!(d.hex(), hex);
+        assert!(ChartDigest::try_from(hex.to_string()).is_err());
+        assert!(ChartDigest::try_from(format!("sha256:{}", hex.to_uppercase())).is_err());
+        assert!(ChartDigest::try_from("sha256:abc".to_string()).is_err());
     }
 
     #[test]

@@ -1,0 +1,497 @@
+//! Hydrates the Applications of many clusters: every chart source becomes a
+//! [`TemplateInput`]; inputs already in the cache are not run again, identical inputs run
+//! once, and the rest run in parallel (`jobs` helm processes at a time).
+//!
+//! `--api-versions` must name what the stack's CRDs serve, which is known only once the
+//! charts are hydrated. Each cluster starts from a guess (what a stack with the same
+//! Kubernetes version and charts converged on before, kept in the cache; the cluster's own
+//! when it has been hydrated before), hydrates, reads
+//! the API versions its CRDs serve and, when they differ from the guess, hydrates again
+//! with them, until they agree. A cold fleet hydrates one cluster per kind of stack first,
+//! so that the others start from the right guess and run helm once per distinct input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::hydrate::{
+    self, App, HydratedApp, HydratedCluster, Scopes, Source, TemplateInput, Unresolved,
+};
+use crate::model::catalog::Catalog;
+use crate::yaml::Value;
+use rayon::prelude::*;
+
+use super::Helm;
+use super::cache::Cache;
+use super::charts::{self, Resolved, Store};
+
+/// Why hydration stopped (a chart that fails to template does not stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Chart(#[from] charts::Error),
+    #[error("hydration cache `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One cluster to hydrate: its rendered tree and what helm needs to know of it.
+pub struct ClusterInput<'a> {
+    pub name: String,
+    pub files: &'a BTreeMap<String, Vec<u8>>,
+    /// `versions.kubernetes` of the spec, e.g. `1.36.3`.
+    pub kube_version: String,
+    /// The cluster's own repository (`repo.url`).
+    pub repo_url: String,
+}
+
+/// What one source of an Application hydrated to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Objects in the cache under this key.
+    Cached(String),
+    /// The chart failed to template: helm's message.
+    Failed { chart: String, message: String },
+    /// The chart could not be had (no digest and no archive).
+    Unavailable(String),
+    /// A directory of the cluster's repository.
+    Directory { path: String, recurse: bool },
+}
+
+/// One cluster, hydrated (objects still in the cache).
+#[derive(Debug, Clone)]
+pub struct ClusterHydration {
+    pub apps: Vec<App>,
+    /// Per app, per source.
+    pub outcomes: Vec<Vec<Outcome>>,
+    pub unresolved: Vec<Unresolved>,
+    /// The API versions passed to helm (those the cluster's CRDs serve).
+    pub api_versions: BTreeSet<String>,
+    /// Whether the API versions agreed with the CRDs before the round limit.
+    pub converged: bool,
+}
+
+/// A fleet, hydrated.
+#[derive(Debug, Default)]
+pub struct FleetHydration {
+    pub clusters: BTreeMap<String, ClusterHydration>,
+    /// helm template runs this time.
+    pub helm_runs: usize,
+    /// Distinct template inputs of the final result.
+    pub distinct_inputs: usize,
+    /// Things the user should know (charts not hydrated, charts not pinned).
+    pub warnings: Vec<String>,
+}
+
+struct State {
+    apps: Vec<App>,
+    unresolved: Vec<Unresolved>,
+    signature: String,
+    guess: Option<BTreeSet<String>>,
+    done: Option<bool>,
+}
+
+const MAX_ROUNDS: usize = 4;
+
+/// Hydrates `clusters` (see the module doc). Fails only on a chart that cannot be had
+/// safely (digest mismatch, bad archive, unreachable repository) or a cache that cannot
+/// be written.
+pub fn hydrate(
+    helm: &Helm,
+    store: &Store<'_>,
+    cache: &Cache,
+    catalog: &Catalog,
+    clusters: &[ClusterInput<'_>],
+    jobs: usize,
+) -> Result<FleetHydration, Error> {
+    let mut warnings = Vec::new();
+    let mut states: Vec<State> = clusters
+        .iter()
+        .map(|c| {
+            let (apps, unresolved) = hydrate::apps(c.files, catalog, &c.repo_url);
+            State {
+                apps,
+                unresolved,
+                signature: String::new(),
+                guess: None,
+                done: None,
+            }
+        })
+        .collect();
+    // Every chart used, resolved once.
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for s in &states {
+        for app in &s.apps {
+            for src in &app.sources {
+                if let Source::Chart(c) = src {
+                    used.insert(&c.key);
+                }
+            }
+        }
+    }
+    let mut archives: BTreeMap<String, Resolved> = BTreeMap::new();
+    for key in used {
+        let chart = &catalog.charts[key];
+        let r = store.resolve(key, chart)?;
+        match &r {
+            Resolved::Unavailable(m) => warnings.push(m.clone()),
+            Resolved::Archive(a) if a.unpinned => warnings.push(format!(
+                "chart `{key}` ({} {}) is vendored but not pinned: add `digest: sha256:{}` to it in versions.yaml",
+                chart.name, chart.version, a.sha256
+            )),
+            Resolved::Archive(_) => {}
+        }
+        archives.insert(key.to_string(), r);
+    }
+    for (s, c) in states.iter_mut().zip(clusters) {
+        let mut parts: Vec<String> = s
+            .apps
+            .iter()
+            .flat_map(|a| a.sources.iter())
+            .filter_map(|src| match src {
+                Source::Chart(ch) => Some(match &archives[&ch.key] {
+                    Resolved::Archive(a) => a.sha256.clone(),
+                    Resolved::Unavailable(_) => ch.key.clone(),
+                }),
+                Source::Directory { .. } => None,
+            })
+            .collect();
+        parts.sort();
+        parts.dedup();
+        parts.insert(0, c.kube_version.clone());
+        s.signature = crate::digest::sha256_hex(parts.join("\n").as_bytes());
+    }
+
+    let runs = AtomicUsize::new(0);
+    // The API versions of each cache entry read so far (each is read once per run).
+    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })?;
+    // Wave 1: one cluster per kind of stack that has no guess yet; wave 2: all.
+    let mut first_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, s) in states.iter().enumerate() {
+        if cache.guess(&s.signature).is_none() {
+            first_of.entry(s.signature.clone()).or_insert(i);
+        }
+    }
+    let wave1: Vec<usize> = first_of.into_values().collect();
+    let all: Vec<usize> = (0..states.len()).collect();
+    for wave in [wave1, all] {
+        let mut active: Vec<usize> = wave
+            .into_iter()
+            .filter(|i| states[*i].done.is_none())
+            .collect();
+        for i in &active {
+            let s = &mut states[*i];
+            // What this cluster converged on last time, else what its kind of stack did.
+            s.guess = Some(
+                cache
+                    .guess(&cluster_guess(&s.signature, &clusters[*i].name))
+                    .or_else(|| cache.guess(&s.signature))
+                    .unwrap_or_default(),
+            );
+        }
+        for round in 0..MAX_ROUNDS {
+            if active.is_empty() {
+                break;
+            }
+            // The distinct inputs of this round that are not in the cache.
+            let mut todo: BTreeMap<String, (TemplateInput, PathBuf)> = BTreeMap::new();
+            let mut keys_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            for i in &active {
+                let s = &states[*i];
+                let mut keys = Vec::new();
+                for (input, path) in
+                    inputs(s, &clusters[*i], &archives, s.guess.as_ref().expect("set"))
+                {
+                    let key = input.key();
+                    keys.push(key.clone());
+                    if failed.contains_key(&key)
+                        || todo.contains_key(&key)
+                        || known.contains_key(&key)
+                    {
+                        continue;
+                    }
+                    match cache.apis(&key) {
+                        Some(a) => {
+                            known.insert(key, a);
+                        }
+                        None => {
+                            todo.insert(key, (input, path));
+                        }
+                    }
+                }
+                keys_of.insert(*i, keys);
+            }
+            let tmp_root = store.cache.join("tmp");
+            fs_err::create_dir_all(&tmp_root).map_err(|source| Error::Io {
+                path: tmp_root.clone(),
+                source,
+            })?;
+            let results: Vec<(String, Result<(), String>)> = pool.install(|| {
+                todo.into_par_iter()
+                    .map(|(key, (input, archive))| {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        let r = run_one(helm, cache, &tmp_root, &key, &input, &archive);
+                        (key, r)
+                    })
+                    .collect()
+            });
+            for (key, r) in results {
+                if let Err(m) = r {
+                    failed.insert(key, m);
+                }
+            }
+            let last = round + 1 == MAX_ROUNDS;
+            let mut still = Vec::new();
+            for i in active {
+                let s = &states[i];
+                let guess = s.guess.clone().expect("set");
+                let mut apis = BTreeSet::new();
+                for key in keys_of.get(&i).into_iter().flatten() {
+                    if !known.contains_key(key)
+                        && let Some(a) = cache.apis(key)
+                    {
+                        known.insert(key.clone(), a);
+                    }
+                    if let Some(a) = known.get(key) {
+                        apis.extend(a.iter().cloned());
+                    }
+                }
+                apis.extend(directory_apis(s, &clusters[i]));
+                let s = &mut states[i];
+                if apis == guess {
+                    s.done = Some(true);
+                    for sig in [
+                        s.signature.clone(),
+                        cluster_guess(&s.signature, &clusters[i].name),
+                    ] {
+                        if cache.guess(&sig).as_ref() == Some(&apis) {
+                            continue;
+                        }
+                        cache.set_guess(&sig, &apis).map_err(|source| Error::Io {
+                            path: store.cache.clone(),
+                            source,
+                        })?;
+                    }
+                } else if last {
+                    s.done = Some(false);
+                } else {
+                    s.guess = Some(apis);
+                    still.push(i);
+                }
+            }
+            active = still;
+        }
+    }
+
+    let mut out = FleetHydration {
+        helm_runs: runs.load(Ordering::Relaxed),
+        warnings,
+        ..Default::default()
+    };
+    let mut distinct = BTreeSet::new();
+    for (s, c) in states.into_iter().zip(clusters) {
+        let guess = s.guess.unwrap_or_default();
+        let mut outcomes = Vec::new();
+        for app in &s.apps {
+            let mut per = Vec::new();
+            for src in &app.sources {
+                per.push(match src {
+                    Source::Directory { path, recurse } => Outcome::Directory {
+                        path: path.clone(),
+                        recurse: *recurse,
+                    },
+                    Source::Chart(ch) => match &archives[&ch.key] {
+                        Resolved::Unavailable(m) => Outcome::Unavailable(m.clone()),
+                        Resolved::Archive(a) => {
+                            let input = template_input(ch, a.sha256.clone(), app, c, &guess);
+                            let key = input.key();
+                            distinct.insert(key.clone());
+                            match failed.get(&key) {
+                                Some(m) => Outcome::Failed {
+                                    chart: input.chart.clone(),
+                                    message: m.clone(),
+                                },
+                                None => Outcome::Cached(key),
+                            }
+                        }
+                    },
+                });
+            }
+            outcomes.push(per);
+        }
+        out.clusters.insert(
+            c.name.clone(),
+            ClusterHydration {
+                apps: s.apps,
+                outcomes,
+                unresolved: s.unresolved,
+                api_versions: guess,
+                converged: s.done == Some(true),
+            },
+        );
+    }
+    out.distinct_inputs = distinct.len();
+    Ok(out)
+}
+
+/// The name under which one cluster's converged API versions are kept.
+fn cluster_guess(signature: &str, cluster: &str) -> String {
+    crate::digest::sha256_hex(format!("{signature}\n{cluster}").as_bytes())
+}
+
+fn template_input(
+    ch: &hydrate::ChartSource,
+    sha256: String,
+    app: &App,
+    c: &ClusterInput<'_>,
+    apis: &BTreeSet<String>,
+) -> TemplateInput {
+    TemplateInput {
+        chart_sha256: sha256,
+        chart: format!("{}-{}", ch.chart.name, ch.chart.version),
+        release: ch.release.clone(),
+        namespace: app.namespace.clone(),
+        values: ch.values.iter().map(|(_, b)| b.clone()).collect(),
+        kube_version: c.kube_version.clone(),
+        api_versions: apis.clone(),
+    }
+}
+
+fn inputs(
+    s: &State,
+    c: &ClusterInput<'_>,
+    archives: &BTreeMap<String, Resolved>,
+    apis: &BTreeSet<String>,
+) -> Vec<(TemplateInput, PathBuf)> {
+    let mut out = Vec::new();
+    for app in &s.apps {
+        for src in &app.sources {
+            if let Source::Chart(ch) = src
+                && let Resolved::Archive(a) = &archives[&ch.key]
+            {
+                out.push((
+                    template_input(ch, a.sha256.clone(), app, c, apis),
+                    a.path.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The API versions of CRDs in the directory sources of a cluster's apps.
+fn directory_apis(s: &State, c: &ClusterInput<'_>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for app in &s.apps {
+        for src in &app.sources {
+            if let Source::Directory { path, recurse } = src {
+                for (p, bytes) in hydrate::apps::directory_files(c.files, path, *recurse) {
+                    let text = String::from_utf8_lossy(bytes);
+                    if text.contains("CustomResourceDefinition")
+                        && let Ok(objects) = hydrate::objects_of(p, &text)
+                    {
+                        out.extend(hydrate::crd_api_versions(&objects));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs one `helm template` and stores its objects; `Err` is helm's (or the output's) message.
+fn run_one(
+    helm: &Helm,
+    cache: &Cache,
+    tmp_root: &Path,
+    key: &str,
+    input: &TemplateInput,
+    archive: &Path,
+) -> Result<(), String> {
+    let dir = tempfile::tempdir_in(tmp_root).map_err(|e| e.to_string())?;
+    let mut files = Vec::new();
+    for (i, v) in input.values.iter().enumerate() {
+        let p = dir.path().join(format!("values-{i}.yaml"));
+        fs_err::write(&p, v).map_err(|e| e.to_string())?;
+        files.push(p);
+    }
+    let apis: Vec<String> = input.api_versions.iter().cloned().collect();
+    tracing::debug!(chart = %input.chart, release = %input.release, namespace = %input.namespace, "helm template");
+    let text = helm
+        .template(
+            &input.release,
+            archive,
+            &input.namespace,
+            &files,
+            &input.kube_version,
+            &apis,
+        )
+        .map_err(|e| e.to_string())?;
+    let objects = hydrate::objects_of(&input.chart, &text)
+        .map_err(|e| format!("helm's output is not YAML: {e}"))?;
+    let crd_apis = hydrate::crd_api_versions(&objects);
+    cache
+        .store(key, &crd_apis, &objects)
+        .map_err(|e| format!("cannot write the hydration cache: {e}"))
+}
+
+/// A cluster's objects, per app: loaded from the cache and the tree, namespaces filled in
+/// as Argo CD does.
+pub fn assemble(
+    cache: &Cache,
+    files: &BTreeMap<String, Vec<u8>>,
+    h: &ClusterHydration,
+) -> HydratedCluster {
+    let mut apps = Vec::new();
+    for (app, outcomes) in h.apps.iter().zip(&h.outcomes) {
+        let mut objects: Vec<Value> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        let mut unavailable = None;
+        for o in outcomes {
+            match o {
+                Outcome::Cached(key) => match cache.load(key) {
+                    Some(objs) => objects.extend(objs),
+                    None => errors.push(format!(
+                        "hydration cache entry {key} is unreadable: run again"
+                    )),
+                },
+                Outcome::Failed { chart, message } => {
+                    errors.push(format!("helm template of {chart} failed: {message}"))
+                }
+                Outcome::Unavailable(m) => unavailable = Some(m.clone()),
+                Outcome::Directory { path, recurse } => {
+                    for (p, bytes) in hydrate::apps::directory_files(files, path, *recurse) {
+                        match hydrate::objects_of(p, &String::from_utf8_lossy(bytes)) {
+                            Ok(objs) => objects.extend(objs),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                }
+            }
+        }
+        apps.push(HydratedApp {
+            name: app.name.clone(),
+            objects,
+            error: (!errors.is_empty()).then(|| errors.join("\n")),
+            unavailable,
+        });
+    }
+    let scopes = Scopes::from_crds(apps.iter().flat_map(|a| a.objects.iter()));
+    for (a, app) in apps.iter_mut().zip(&h.apps) {
+        for o in &mut a.objects {
+            hydrate::place(o, &scopes, &app.namespace);
+        }
+    }
+    HydratedCluster { apps }
+}
