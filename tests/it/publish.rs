@@ -201,10 +201,17 @@ fn git_daemon(env: &Env) -> (Server, u16) {
     let port = free_port();
     let base = env.path().join("git");
     std::fs::create_dir_all(&base).unwrap();
-    let child = env
-        .git(env.path())
+    // `git-daemon` itself: `git daemon` runs it as a child, which would outlive the kill
+    // of `git` (SIGKILL leaves git no time to stop it) and keep listening.
+    let exec_path = env.run_git(env.path(), &["--exec-path"]);
+    let child = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .current_dir(env.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .args([
-            "daemon",
             "--reuseaddr",
             "--enable=receive-pack",
             "--export-all",
@@ -1418,4 +1425,74 @@ fn ssh_with_a_passphrase_and_an_unknown_host() {
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     assert!(stderr.contains("Host key verification failed"), "{stderr}");
     assert_eq!(log(&env, &bare).len(), 1);
+}
+
+/// A publish with nothing to render (the inputs are what the remote's lock records) still
+/// sees every hand edit: a plain one is refused; one that also rewrote the lock's sha256
+/// to match is not trusted either, and is replaced by the render. An empty commit on top
+/// of ours changes nothing.
+#[test]
+fn a_publish_with_unchanged_inputs_still_sees_hand_edits() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let args = ["--cluster", "acme-prod", "--output", "json"];
+    let result = |stdout: &str| {
+        let json: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        json["clusters"]["acme-prod"]["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    assert_eq!((code, result(&stdout)), (0, "pushed".into()), "{stderr}");
+
+    let clone = env.path().join("clone");
+    env.run_git(
+        env.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    env.run_git(&clone, &["commit", "-q", "--allow-empty", "-m", "Empty"]);
+    env.run_git(&clone, &["push", "-q", "origin", "main"]);
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    assert_eq!((code, result(&stdout)), (0, "unchanged".into()), "{stderr}");
+
+    // A hand edit, nothing changed in the blueprints: refused.
+    edit(
+        &clone.join("values/cilium.yaml"),
+        "\n",
+        "\n# tuned by hand\n",
+    );
+    env.commit_all(&clone, "Hand edit");
+    env.run_git(&clone, &["push", "-q", "origin", "main"]);
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    assert_eq!((code, result(&stdout)), (1, "refused".into()), "{stderr}");
+
+    // The same edit with the lock's sha256 rewritten to match: rendered and replaced.
+    let text = std::fs::read_to_string(clone.join("values/cilium.yaml")).unwrap();
+    let lock_path = clone.join("kubeprint.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let old_sum = env
+        .run_git(&clone, &["show", "HEAD~1:values/cilium.yaml"])
+        .into_bytes();
+    use sha2::Digest as _;
+    let hex = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    assert!(lock.contains(&hex(&old_sum)));
+    std::fs::write(
+        &lock_path,
+        lock.replace(&hex(&old_sum), &hex(text.as_bytes())),
+    )
+    .unwrap();
+    env.commit_all(&clone, "Hand edit, lock to match");
+    env.run_git(&clone, &["push", "-q", "origin", "main"]);
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    assert_eq!((code, result(&stdout)), (0, "pushed".into()), "{stderr}");
+    let cilium = env.run_git(&bare, &["show", "main:values/cilium.yaml"]);
+    assert!(!cilium.contains("tuned by hand"));
 }
