@@ -316,8 +316,8 @@ pub struct PublishArgs {
     /// Overwrite hand edits in a cluster's repository (with a new commit; history is kept).
     #[arg(long)]
     pub force: bool,
-    /// Clusters published at the same time (connections), 1 to 256.
-    #[arg(long, short = 'j', default_value_t = 4, value_parser = jobs())]
+    /// Clusters published at the same time (connections to remotes), 1 to 256.
+    #[arg(long, short = 'j', default_value_t = kubeprint::publish::DEFAULT_JOBS, value_parser = jobs())]
     pub jobs: usize,
     /// Pushes tried per cluster when someone else pushes in between.
     #[arg(long, default_value_t = 5)]

@@ -586,12 +586,28 @@ pub fn fetch(
     branch: &str,
     creds: &Credentials,
 ) -> Result<Option<Oid>> {
-    let tracking = tracking_ref(branch);
     let mut head = remote_head(url, branch, creds)?;
     if let Some(h) = head
-        && repo.find_commit(h).is_err()
+        && !has_commit(repo, h)
     {
-        head = download(repo, url, branch, creds)?;
+        head = fetch_objects(repo, url, branch, creds)?;
+    }
+    set_tracking(repo, branch, head)?;
+    Ok(head)
+}
+
+/// Whether the cache holds commit `oid`.
+pub fn has_commit(repo: &Repository, oid: Oid) -> bool {
+    repo.find_commit(oid).is_ok()
+}
+
+/// Points the cache's tracking ref of `branch` at `head` (deletes it for `None`); writes
+/// nothing when it is there already.
+pub fn set_tracking(repo: &Repository, branch: &str, head: Option<Oid>) -> Result<()> {
+    let tracking = tracking_ref(branch);
+    let current = repo.refname_to_id(&tracking).ok();
+    if current == head {
+        return Ok(());
     }
     match head {
         Some(oid) => {
@@ -604,12 +620,48 @@ pub fn fetch(
             }
         }
     }
-    Ok(head)
+    Ok(())
 }
 
-/// Fetches the objects of `branch`; returns the head that was fetched (the branch may have
-/// moved since it was advertised), `None` when it vanished.
-fn download(
+/// The cache's record of the last commit of `branch` whose tree is known to be exactly
+/// what its lock lists (one kubeprint pushed, or one whose files were checked against its
+/// lock): a commit with the same tree needs no checking again.
+fn verified_ref(branch: &str) -> String {
+    format!("refs/kubeprint/verified/{branch}")
+}
+
+/// The commit recorded by [`set_verified`], if any.
+pub fn verified(repo: &Repository, branch: &str) -> Option<Oid> {
+    repo.refname_to_id(&verified_ref(branch)).ok()
+}
+
+/// Records `commit` as verified (see [`verified`]); writes nothing when it is already.
+pub fn set_verified(repo: &Repository, branch: &str, commit: Oid) -> Result<()> {
+    if verified(repo, branch) == Some(commit) {
+        return Ok(());
+    }
+    repo.reference(&verified_ref(branch), commit, true, "kubeprint: verified")
+        .map(|_| ())
+        .map_err(objects)
+}
+
+/// The bytes of the file at `path` in `commit`'s tree, `None` when there is none.
+pub fn file_at(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Vec<u8>>> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(objects)?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else {
+        return Ok(None);
+    };
+    let blob = repo.find_blob(entry.id()).map_err(objects)?;
+    Ok(Some(blob.content().to_vec()))
+}
+
+/// Fetches the objects of `branch` into the cache's tracking ref; returns the head that
+/// was fetched (the branch may have moved since it was advertised), `None` when it
+/// vanished.
+pub fn fetch_objects(
     repo: &Repository,
     url: &DisplaySafeUrl,
     branch: &str,

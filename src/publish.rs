@@ -183,6 +183,11 @@ impl Options {
     }
 }
 
+/// Clusters published at the same time by default (`--jobs`): a publish mostly waits for
+/// round trips to its remote, so this is sized for the network, not for the CPUs (see the
+/// README's Benchmarks).
+pub const DEFAULT_JOBS: usize = 8;
+
 /// The default author and committer.
 pub const DEFAULT_NAME: &str = "kubeprint";
 pub const DEFAULT_EMAIL: &str = "kubeprint@localhost";
@@ -204,8 +209,40 @@ pub enum Outcome {
     },
 }
 
+/// What publishing took: the figures the benchmarks report (and the debug log).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Work {
+    /// Ref advertisements asked for: one per remote, and one per attempt of a push.
+    pub advertisements: u32,
+    /// Fetches of objects: only when the cache lacked the remote head.
+    pub fetches: u32,
+    /// Clusters rendered: none whose remote holds what their inputs render.
+    pub renders: u32,
+    /// Pushes tried.
+    pub pushes: u32,
+}
+
+impl std::ops::AddAssign for Work {
+    fn add_assign(&mut self, o: Work) {
+        self.advertisements += o.advertisements;
+        self.fetches += o.fetches;
+        self.renders += o.renders;
+        self.pushes += o.pushes;
+    }
+}
+
 /// Publishes `tree` to `target`: fetch, compare, check hand edits, commit, push, retry.
 pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<Outcome> {
+    publish_counted(target, tree, opts, &mut Work::default())
+}
+
+/// [`publish`], counting what it took into `work`.
+pub fn publish_counted(
+    target: &Target,
+    tree: &RenderedTree,
+    opts: &Options,
+    work: &mut Work,
+) -> Result<Outcome> {
     let cluster = target.cluster.as_str();
     let git_err = |source| Error::Git {
         cluster: cluster.to_string(),
@@ -227,8 +264,17 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
     // The head our last rejected commit was built on, and what the server said.
     let mut rejected: Option<(Option<git2::Oid>, Option<String>)> = None;
     for attempt in 1..=attempts {
-        let head =
-            git::fetch(&repo, &target.url, &target.branch, &opts.credentials).map_err(git_err)?;
+        work.advertisements += 1;
+        let mut head =
+            git::remote_head(&target.url, &target.branch, &opts.credentials).map_err(git_err)?;
+        if let Some(h) = head
+            && !git::has_commit(&repo, h)
+        {
+            work.fetches += 1;
+            head = git::fetch_objects(&repo, &target.url, &target.branch, &opts.credentials)
+                .map_err(git_err)?;
+        }
+        git::set_tracking(&repo, &target.branch, head).map_err(git_err)?;
         if let Some((built_on, message)) = rejected.take()
             && built_on == head
         {
@@ -261,6 +307,8 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         if let Some(h) = head
             && git::tree_of(&repo, h).map_err(git_err)? == tree_id
         {
+            // What we render with a lock that lists it: the next publish can trust it.
+            git::set_verified(&repo, &target.branch, h).map_err(git_err)?;
             return Ok(Outcome::Unchanged {
                 head: Some(h.to_string()),
             });
@@ -287,6 +335,7 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         if let Some(hook) = &opts.before_push {
             hook(cluster, attempt);
         }
+        work.pushes += 1;
         match git::push(
             &repo,
             &target.url,
@@ -299,6 +348,8 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         {
             git::Pushed::Accepted => {
                 tracing::info!(cluster, %commit, attempt, "pushed");
+                // Our render, whatever it overwrote: the next publish can trust it.
+                git::set_verified(&repo, &target.branch, commit).map_err(git_err)?;
                 return Ok(Outcome::Pushed {
                     commit: commit.to_string(),
                     attempts: attempt,
@@ -315,6 +366,166 @@ pub fn publish(target: &Target, tree: &RenderedTree, opts: &Options) -> Result<O
         cluster: cluster.into(),
         url: target.url.clone(),
         attempts,
+    })
+}
+
+/// Whether `target`'s branch already holds what inputs with `inputs_hash` render, learnt
+/// without rendering: one ref advertisement; a fetch only when the cache lacks the head;
+/// then the head's lock must name this cluster and these inputs (render is pure: the same
+/// inputs give the same tree), and the head's tree must be the tree of the commit the
+/// cache last verified (one kubeprint pushed, or found equal to its own render), so that
+/// its files are known to be exactly what was rendered. `Some(Unchanged)` then, and
+/// nothing is written to the cache; `None` sends the cluster through the full path
+/// ([`publish_counted`]: render, compare, refuse hand edits) for anything else.
+pub fn unchanged_by_inputs(
+    target: &Target,
+    inputs_hash: &str,
+    opts: &Options,
+    work: &mut Work,
+) -> Result<Option<Outcome>> {
+    let cluster = target.cluster.as_str();
+    let git_err = |source| Error::Git {
+        cluster: cluster.to_string(),
+        source,
+    };
+    prepare_cache_dir(&opts.cache_dir).map_err(git_err)?;
+    let _lock = lock_cache(&opts.cache_dir, cluster).map_err(git_err)?;
+    let repo = git::open_cache(&opts.cache_dir.join(format!("{cluster}.git"))).map_err(git_err)?;
+    work.advertisements += 1;
+    let Some(head) =
+        git::remote_head(&target.url, &target.branch, &opts.credentials).map_err(git_err)?
+    else {
+        return Ok(None);
+    };
+    if !git::has_commit(&repo, head) {
+        work.fetches += 1;
+        let fetched = git::fetch_objects(&repo, &target.url, &target.branch, &opts.credentials)
+            .map_err(git_err)?;
+        git::set_tracking(&repo, &target.branch, fetched).map_err(git_err)?;
+        if fetched != Some(head) {
+            return Ok(None);
+        }
+    }
+    let lock = git::file_at(&repo, head, LOCK_FILE)
+        .map_err(git_err)?
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| Lock::parse(&t).ok());
+    let Some(lock) = lock else {
+        return Ok(None);
+    };
+    if lock.cluster != cluster
+        || lock.inputs_hash != inputs_hash
+        || lock.kubeprint != env!("CARGO_PKG_VERSION")
+    {
+        return Ok(None);
+    }
+    // Only a tree the cache verified is trusted: a lock is a file anybody with push access
+    // can edit, so an unknown tree goes through the full path (render and compare).
+    let tree = git::tree_of(&repo, head).map_err(git_err)?;
+    let known = git::verified(&repo, &target.branch)
+        .is_some_and(|v| git::tree_of(&repo, v).ok() == Some(tree));
+    if !known {
+        return Ok(None);
+    }
+    Ok(Some(Outcome::Unchanged {
+        head: Some(head.to_string()),
+    }))
+}
+
+/// What publishing a fleet did: each target's result, in the order given, and the work.
+pub struct FleetPublish {
+    pub results: Vec<(Target, Result<Outcome>)>,
+    pub work: Work,
+}
+
+/// Publishes the clusters of `targets` from a checked fleet, `pool` sized for the remotes
+/// (a round trip, not a CPU, is what a publish mostly waits for):
+///
+/// 1. in `pool`, each remote's head is checked against the cluster's inputs hash
+///    ([`unchanged_by_inputs`]): a cluster whose remote holds what its inputs render is
+///    `unchanged` without being rendered;
+/// 2. the others are rendered (all of them, on the CPU pool) before anything is pushed: a
+///    render error is the fleet's error and nothing is published;
+/// 3. in `pool`, each is published ([`publish_counted`]).
+///
+/// `done` is called with each cluster's name when it is finished (a progress bar).
+pub fn publish_fleet(
+    checked: &crate::fleet::Checked,
+    targets: Vec<Target>,
+    opts: &Options,
+    pool: &rayon::ThreadPool,
+    done: &(dyn Fn(&str) + Sync),
+) -> std::result::Result<FleetPublish, crate::fleet::Error> {
+    use rayon::prelude::*;
+    let hashes: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            let tier = checked
+                .fleet
+                .clusters
+                .get(&t.cluster)
+                .map(|c| c.value.tier.as_str())
+                .unwrap_or("");
+            crate::lock::inputs_hash(&checked.fleet, &t.cluster, tier)
+        })
+        .collect();
+    let first: Vec<(Option<Result<Outcome>>, Work)> = pool.install(|| {
+        targets
+            .par_iter()
+            .zip(hashes.par_iter())
+            .map(|(t, hash)| {
+                let mut work = Work::default();
+                let result = match unchanged_by_inputs(t, hash, opts, &mut work) {
+                    Ok(None) => None,
+                    Ok(Some(o)) => Some(Ok(o)),
+                    Err(e) => Some(Err(e)),
+                };
+                if result.is_some() {
+                    done(&t.cluster);
+                }
+                (result, work)
+            })
+            .collect()
+    });
+    let mut work = Work::default();
+    let mut results: Vec<Option<Result<Outcome>>> = Vec::with_capacity(targets.len());
+    for (r, w) in first {
+        work += w;
+        results.push(r);
+    }
+    let to_render: Vec<String> = targets
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .map(|(t, _)| t.cluster.clone())
+        .collect();
+    let trees = crate::fleet::render_all(checked, &to_render)?;
+    work.renders += trees.len() as u32;
+    let second: Vec<(usize, Result<Outcome>, Work)> = pool.install(|| {
+        results
+            .par_iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| {
+                let t = &targets[i];
+                let mut w = Work::default();
+                let r = publish_counted(t, &trees[&t.cluster], opts, &mut w);
+                done(&t.cluster);
+                (i, r, w)
+            })
+            .collect()
+    });
+    for (i, r, w) in second {
+        work += w;
+        results[i] = Some(r);
+    }
+    Ok(FleetPublish {
+        results: targets
+            .into_iter()
+            .zip(results)
+            .map(|(t, r)| (t, r.expect("every target has a result after both rounds")))
+            .collect(),
+        work,
     })
 }
 

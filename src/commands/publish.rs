@@ -2,8 +2,6 @@
 
 use std::io::IsTerminal;
 
-use rayon::prelude::*;
-
 use kubeprint::fleet;
 use kubeprint::git::{Credentials, Identity};
 use kubeprint::publish::{self, Options, Outcome, Target};
@@ -22,7 +20,6 @@ pub fn run(args: PublishArgs, printer: &Printer) -> Result {
             "warning: the blueprint repository has uncommitted changes; the commits will say so",
         );
     }
-    let trees = fleet::render_all(&checked, &names)?;
     let targets: Vec<Target> = names
         .iter()
         .map(|name| {
@@ -50,18 +47,20 @@ pub fn run(args: PublishArgs, printer: &Printer) -> Result {
         .num_threads(args.jobs.max(1))
         .build()
         .map_err(CommandError::environment)?;
-    let results: Vec<(Target, publish::Result<Outcome>)> = pool.install(|| {
-        targets
-            .into_par_iter()
-            .map(|target| {
-                let result = publish::publish(&target, &trees[&target.cluster], &opts);
-                bar.set_message(target.cluster.clone());
-                bar.inc(1);
-                (target, result)
-            })
-            .collect()
-    });
+    let published = publish::publish_fleet(&checked, targets, &opts, &pool, &|cluster| {
+        bar.set_message(cluster.to_string());
+        bar.inc(1);
+    })?;
     bar.finish_and_clear();
+    let work = published.work;
+    tracing::info!(
+        advertisements = work.advertisements,
+        fetches = work.fetches,
+        renders = work.renders,
+        pushes = work.pushes,
+        "published"
+    );
+    let results = published.results;
 
     report(&args, printer, &results);
     let failed = results
