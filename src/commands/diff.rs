@@ -1,14 +1,11 @@
 //! `kubeprint diff`: render two revisions of the blueprints and compare every cluster.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::Path;
 
+use kubeprint::diff;
 use kubeprint::diff::report::{self, Side};
-use kubeprint::diff::{self, ClusterRender, FleetRender};
-use kubeprint::lock::inputs_hash;
 use kubeprint::model::Sources;
-use kubeprint::tree::RenderedTree;
 use kubeprint::{fleet, load};
 
 use super::{CommandError, ExitStatus, Printer, Result, today};
@@ -21,38 +18,55 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result {
     }
     let dir = &args.fleet.fleet;
     let subdir = fleet_subdir(dir)?;
-    let base_sources =
-        load::load_git(dir, &args.base, &subdir).map_err(|e| load_error("base", &args.base, e))?;
-    let (head_label, head_sources) = match &args.head {
-        Some(rev) => (
-            rev.clone(),
-            load::load_git(dir, rev, &subdir).map_err(|e| load_error("head", rev, e))?,
-        ),
-        None => (
-            "working directory".to_string(),
-            load::load_dir(dir).map_err(|e| load_error("head", "working directory", e))?,
-        ),
-    };
+    // The two sides are loaded and validated at the same time.
     let day = today(&args.fleet);
-    let base_checked =
-        fleet::check(&base_sources, day).map_err(|e| side_error("base", &args.base, e))?;
-    let head_checked =
-        fleet::check(&head_sources, day).map_err(|e| side_error("head", &head_label, e))?;
+    let (base, head) = rayon::join(
+        || -> Result<_> {
+            let sources = load::load_git(dir, &args.base, &subdir)
+                .map_err(|e| load_error("base", &args.base, e))?;
+            let checked =
+                fleet::check(&sources, day).map_err(|e| side_error("base", &args.base, e))?;
+            Ok((sources, checked))
+        },
+        || -> Result<_> {
+            let (label, sources) = match &args.head {
+                Some(rev) => (
+                    rev.clone(),
+                    load::load_git(dir, rev, &subdir).map_err(|e| load_error("head", rev, e))?,
+                ),
+                None => (
+                    "working directory".to_string(),
+                    load::load_dir(dir).map_err(|e| load_error("head", "working directory", e))?,
+                ),
+            };
+            let checked = fleet::check(&sources, day).map_err(|e| side_error("head", &label, e))?;
+            Ok((label, sources, checked))
+        },
+    );
+    let (base_sources, base_checked) = base?;
+    let (head_label, head_sources, head_checked) = head?;
     printer.diagnostics(&head_checked.warnings);
-    let same = same_inputs(&base_checked, &head_checked);
-    let base = render_side("base", &args.base, &base_checked, &args.clusters, &same)?;
-    let head = render_side("head", &head_label, &head_checked, &args.clusters, &same)?;
-    if !args.clusters.is_empty() {
-        for name in &args.clusters {
-            if !base.contains_key(name) && !head.contains_key(name) {
-                return Err(CommandError::bad_input(
-                    anyhow::anyhow!("cluster `{name}` is in neither the base nor the head fleet"),
-                    None,
-                ));
-            }
+    for name in &args.clusters {
+        if !base_checked.fleet.clusters.contains_key(name)
+            && !head_checked.fleet.clusters.contains_key(name)
+        {
+            return Err(CommandError::bad_input(
+                anyhow::anyhow!("cluster `{name}` is in neither the base nor the head fleet"),
+                None,
+            ));
         }
     }
-    let set = diff::diff(&base, &head);
+    let (set, work) = diff::diff_checked(&base_checked, &head_checked, &args.clusters).map_err(
+        |(which, e)| match which {
+            diff::Side::Base => side_error("base", &args.base, e),
+            diff::Side::Head => side_error("head", &head_label, e),
+        },
+    )?;
+    tracing::info!(
+        renders = work.renders,
+        same_inputs = work.same_inputs,
+        "diffed"
+    );
     let base_side = side(&args.base, &base_sources);
     let head_side = side(&head_label, &head_sources);
     let text = match args.output {
@@ -116,56 +130,6 @@ pub(super) fn load_error(which: &str, rev: &str, err: load::Error) -> CommandErr
     } else {
         CommandError::environment(error)
     }
-}
-
-/// Clusters whose inputs hash (tool version, shared inputs, tier and own files) is the
-/// same on both sides: render is pure, so their trees are equal and need no rendering.
-fn same_inputs(base: &fleet::Checked, head: &fleet::Checked) -> BTreeSet<String> {
-    base.fleet
-        .clusters
-        .iter()
-        .filter(|(name, spec)| {
-            head.fleet.clusters.get(*name).is_some_and(|h| {
-                h.value.tier == spec.value.tier
-                    && inputs_hash(&base.fleet, name, &spec.value.tier)
-                        == inputs_hash(&head.fleet, name, &h.value.tier)
-            })
-        })
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
-/// Renders one side; clusters in `same` get an empty tree on both sides (no change).
-fn render_side(
-    which: &str,
-    label: &str,
-    checked: &fleet::Checked,
-    only: &[String],
-    same: &BTreeSet<String>,
-) -> Result<FleetRender> {
-    let selected: Vec<String> = checked
-        .fleet
-        .clusters
-        .keys()
-        .filter(|n| only.is_empty() || only.contains(n))
-        .cloned()
-        .collect();
-    let names: Vec<String> = selected
-        .iter()
-        .filter(|n| !same.contains(*n))
-        .cloned()
-        .collect();
-    let mut trees = fleet::render_all(checked, &names).map_err(|e| side_error(which, label, e))?;
-    for name in selected.iter().filter(|n| same.contains(*n)) {
-        trees.insert(name.clone(), RenderedTree::default());
-    }
-    Ok(trees
-        .into_iter()
-        .map(|(name, tree)| {
-            let tier = checked.fleet.clusters[&name].value.tier.clone();
-            (name, ClusterRender { tier, tree })
-        })
-        .collect())
 }
 
 pub(super) fn side_error(which: &str, label: &str, err: fleet::Error) -> CommandError {

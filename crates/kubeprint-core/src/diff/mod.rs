@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::fleet::{self, Checked};
+use crate::model::{Fleet, paths};
 use crate::render::LOCK_FILE;
 use crate::tree::RenderedTree;
 use crate::yaml::{self, Value};
@@ -178,34 +180,47 @@ pub fn diff(base: &FleetRender, head: &FleetRender) -> ChangeSet {
     let mut unchanged = Vec::new();
     let names: std::collections::BTreeSet<&String> = base.keys().chain(head.keys()).collect();
     for name in names {
-        let change = match (base.get(name), head.get(name)) {
-            (None, Some(h)) => Some(ClusterChange {
-                tier: h.tier.clone(),
-                status: Status::Added,
-                files: whole_tree(&h.tree, Status::Added),
-            }),
-            (Some(b), None) => Some(ClusterChange {
-                tier: b.tier.clone(),
-                status: Status::Removed,
-                files: whole_tree(&b.tree, Status::Removed),
-            }),
-            (Some(b), Some(h)) => {
-                let files = diff_trees(&b.tree, &h.tree);
-                (!files.is_empty()).then(|| ClusterChange {
-                    tier: h.tier.clone(),
-                    status: Status::Changed,
-                    files,
-                })
-            }
-            (None, None) => None,
-        };
-        match change {
+        match cluster_change(base.get(name), head.get(name)) {
             Some(c) => {
                 clusters.insert(name.clone(), c);
             }
             None => unchanged.push(name.clone()),
         }
     }
+    assemble(clusters, unchanged)
+}
+
+/// One cluster's change between its render at the base (`None`: not in the base fleet)
+/// and at the head; `None` when nothing changed.
+pub fn cluster_change(
+    base: Option<&ClusterRender>,
+    head: Option<&ClusterRender>,
+) -> Option<ClusterChange> {
+    match (base, head) {
+        (None, Some(h)) => Some(ClusterChange {
+            tier: h.tier.clone(),
+            status: Status::Added,
+            files: whole_tree(&h.tree, Status::Added),
+        }),
+        (Some(b), None) => Some(ClusterChange {
+            tier: b.tier.clone(),
+            status: Status::Removed,
+            files: whole_tree(&b.tree, Status::Removed),
+        }),
+        (Some(b), Some(h)) => {
+            let files = diff_trees(&b.tree, &h.tree);
+            (!files.is_empty()).then(|| ClusterChange {
+                tier: h.tier.clone(),
+                status: Status::Changed,
+                files,
+            })
+        }
+        (None, None) => None,
+    }
+}
+
+/// The change set of the clusters that changed and those that did not.
+pub fn assemble(clusters: BTreeMap<String, ClusterChange>, unchanged: Vec<String>) -> ChangeSet {
     let groups = group(&clusters);
     let summary = summarise(&clusters, &unchanged, groups.len());
     ChangeSet {
@@ -214,6 +229,143 @@ pub fn diff(base: &FleetRender, head: &FleetRender) -> ChangeSet {
         groups,
         summary,
     }
+}
+
+/// Which revision a failure belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Base,
+    Head,
+}
+
+/// What a fleet diff took: the figures the benchmarks report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Work {
+    /// Clusters rendered, both sides counted.
+    pub renders: usize,
+    /// Clusters in both fleets whose inputs hash is the same: not rendered at all.
+    pub same_inputs: usize,
+}
+
+/// Whether the inputs every cluster shares (all but the cluster and tier files) are the
+/// same in both fleets: with [`own_inputs`], what [`crate::lock::inputs_hash`] covers, compared by the
+/// digests of the files rather than by hashing them again per cluster.
+fn shared_inputs_equal(a: &Fleet, b: &Fleet) -> bool {
+    fn shared(f: &Fleet) -> impl Iterator<Item = (&String, &String)> {
+        f.input_digests
+            .iter()
+            .filter(|(p, _)| !p.starts_with(paths::CLUSTERS) && !p.starts_with(paths::TIERS))
+    }
+    shared(a).eq(shared(b))
+}
+
+/// The digests of the inputs of cluster `name` that are its own: its tier's file, its spec
+/// and the files of its directory (see [`crate::lock::inputs_hash`]).
+fn own_inputs<'f>(f: &'f Fleet, name: &str, tier: &str) -> Vec<(&'f str, &'f str)> {
+    let spec = format!("{}{name}.yaml", paths::CLUSTERS);
+    let dir = format!("{}{name}/", paths::CLUSTERS);
+    let tier = format!("{}{tier}.yaml", paths::TIERS);
+    let mut out: Vec<(&str, &str)> = [tier, spec]
+        .iter()
+        .filter_map(|p| f.input_digests.get_key_value(p))
+        .map(|(p, d)| (p.as_str(), d.as_str()))
+        .collect();
+    out.extend(
+        f.input_digests
+            .range(dir.clone()..)
+            .take_while(|(p, _)| p.starts_with(&dir))
+            .map(|(p, d)| (p.as_str(), d.as_str())),
+    );
+    out
+}
+
+/// Diffs two checked fleets with the least work: a cluster whose inputs hash (tool
+/// version, shared inputs, tier, own files) is the same on both sides is unchanged
+/// without being rendered (render is pure); the others are rendered, one cluster's two
+/// sides at a time, compared file by file on their bytes before any file is parsed, and
+/// dropped: memory holds the changes, never the fleet's trees. `only` limits the clusters
+/// (empty: all). A render failure is the first of the base in name order, else the head's.
+pub fn diff_checked(
+    base: &Checked,
+    head: &Checked,
+    only: &[String],
+) -> Result<(ChangeSet, Work), (Side, fleet::Error)> {
+    use rayon::prelude::*;
+    let names: std::collections::BTreeSet<&String> = base
+        .fleet
+        .clusters
+        .keys()
+        .chain(head.fleet.clusters.keys())
+        .filter(|n| only.is_empty() || only.contains(n))
+        .collect();
+    let names: Vec<&String> = names.into_iter().collect();
+    let shared = shared_inputs_equal(&base.fleet, &head.fleet);
+    let render = |checked: &Checked, name: &str| -> Result<Option<ClusterRender>, fleet::Error> {
+        match checked.fleet.clusters.get(name) {
+            None => Ok(None),
+            Some(spec) => Ok(Some(ClusterRender {
+                tier: spec.value.tier.clone(),
+                tree: fleet::render_cluster(checked, name)?,
+            })),
+        }
+    };
+    type One = (
+        Option<ClusterChange>,
+        Work,
+        Option<fleet::Error>,
+        Option<fleet::Error>,
+    );
+    let results: Vec<One> = names
+        .par_iter()
+        .map(|name| {
+            let mut work = Work::default();
+            if let (Some(b), Some(h)) = (
+                base.fleet.clusters.get(*name),
+                head.fleet.clusters.get(*name),
+            ) && b.value.tier == h.value.tier
+                && shared
+                && own_inputs(&base.fleet, name, &b.value.tier)
+                    == own_inputs(&head.fleet, name, &h.value.tier)
+            {
+                work.same_inputs += 1;
+                return (None, work, None, None);
+            }
+            let (b, h) = (render(base, name), render(head, name));
+            work.renders +=
+                usize::from(matches!(b, Ok(Some(_)))) + usize::from(matches!(h, Ok(Some(_))));
+            match (b, h) {
+                (Ok(b), Ok(h)) => (cluster_change(b.as_ref(), h.as_ref()), work, None, None),
+                (b, h) => (None, work, b.err(), h.err()),
+            }
+        })
+        .collect();
+    let mut work = Work::default();
+    let mut clusters = BTreeMap::new();
+    let mut unchanged = Vec::new();
+    let (mut base_err, mut head_err) = (None, None);
+    for (name, (change, w, be, he)) in names.into_iter().zip(results) {
+        work.renders += w.renders;
+        work.same_inputs += w.same_inputs;
+        if base_err.is_none() {
+            base_err = be;
+        }
+        if head_err.is_none() {
+            head_err = he;
+        }
+        match change {
+            Some(c) => {
+                clusters.insert(name.clone(), c);
+            }
+            None => unchanged.push(name.clone()),
+        }
+    }
+    if let Some(e) = base_err {
+        return Err((Side::Base, e));
+    }
+    if let Some(e) = head_err {
+        return Err((Side::Head, e));
+    }
+    Ok((assemble(clusters, unchanged), work))
 }
 
 fn whole_tree(tree: &RenderedTree, status: Status) -> Vec<FileChange> {
