@@ -18,17 +18,36 @@ pub fn write_dir(sources: &Sources, dir: &std::path::Path) {
 
 /// User plus system CPU seconds of this process so far (as `benches/render.rs` measures
 /// it: less sensitive to other load on the shared machine than wall-clock time). Child
-/// processes (none here: libgit2 runs in-process for `file://`) are not counted.
+/// processes are in [`children_cpu_seconds`].
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = stat_ticks();
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// User plus system CPU seconds of the child processes this process waited for (the
+/// `git` programs publish runs), so far.
+pub fn children_cpu_seconds() -> f64 {
+    let ticks = stat_ticks();
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// The fields of /proc/self/stat after the command name, as numbers.
+fn stat_ticks() -> impl Fn(usize) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or("")
+        .split(' ')
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .collect();
+    move |i| fields.get(i).copied().unwrap_or(0.0)
+}
+
+/// Resets the peak resident memory that [`peak_rss_mib`] reports (Linux: `5` to
+/// /proc/self/clear_refs), so that a phase's peak is its own.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident memory of this process so far (VmHWM), in MiB.

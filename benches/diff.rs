@@ -1,22 +1,27 @@
-//! Diff N generated clusters (default 1,000) between two commits of a blueprint repository
-//! that change one blueprint value: both sides loaded from git objects, validated, rendered
-//! and compared, then the markdown comment built. Run: `cargo bench --bench diff`.
+//! Diff N generated clusters (default 1,000) between two commits of a blueprint repository,
+//! the way `kubeprint diff --base HEAD~1 --head HEAD` does: both sides loaded from git
+//! objects and validated, `diff::diff_checked`, then the markdown comment built. Three
+//! changes, each one commit: one cluster's spec, the production tier's overlay (two
+//! thirds of the fleet), a blueprint value (every cluster). Each line: wall time, CPU
+//! seconds, the phase's peak memory and the clusters rendered.
+//! Run: `cargo bench --bench diff` (`-- 300` for another N).
 #![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 #[path = "common.rs"]
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use kubeprint::diff::{self, ClusterRender, FleetRender, report};
+use kubeprint::diff::{self, report};
 use kubeprint::{fleet, load};
 
 /// The allocator of the kubeprint binary, so that the figures are the command's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn git(dir: &std::path::Path, args: &[&str]) {
+fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -31,18 +36,49 @@ fn git(dir: &std::path::Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-fn side(repo: &std::path::Path, rev: &str, today: jiff::civil::Date) -> FleetRender {
-    let sources = load::load_git(repo, rev, "").unwrap();
-    let checked = fleet::check(&sources, today).unwrap_or_else(|e| panic!("{e:?}"));
-    let names = fleet::select(&checked.fleet, &[]).unwrap();
-    fleet::render_all(&checked, &names)
-        .unwrap()
-        .into_iter()
-        .map(|(n, tree)| {
-            let tier = checked.fleet.clusters[&n].value.tier.clone();
-            (n, ClusterRender { tier, tree })
-        })
-        .collect()
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// `diff --base HEAD~1 --head HEAD`, timed.
+fn run(label: &str, repo: &Path, today: jiff::civil::Date) -> diff::ChangeSet {
+    common::reset_peak_rss();
+    let t0 = Instant::now();
+    let cpu0 = common::cpu_seconds();
+    // As the command does: the two sides loaded and validated at the same time.
+    let side = |rev: &str| {
+        let t = Instant::now();
+        let sources = load::load_git(repo, rev, "").unwrap();
+        let t_load = t.elapsed().as_secs_f64();
+        let checked = fleet::check(&sources, today).unwrap_or_else(|e| panic!("{e:?}"));
+        (checked, t_load, t.elapsed().as_secs_f64() - t_load)
+    };
+    let ((base, load_b, check_b), (head, load_h, check_h)) =
+        rayon::join(|| side("HEAD~1"), || side("HEAD"));
+    let t_sides = t0.elapsed().as_secs_f64();
+    let (set, work) = diff::diff_checked(&base, &head, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let t_diff = t0.elapsed().as_secs_f64() - t_sides;
+    let label_side = |label: &str| report::Side {
+        label: label.into(),
+        commit: None,
+        subject: None,
+    };
+    let md = report::markdown(&set, &label_side("HEAD~1"), &label_side("HEAD"), 60_000);
+    let total = t0.elapsed().as_secs_f64();
+    let cpu = common::cpu_seconds() - cpu0;
+    println!(
+        "{label}: {total:.2} s, {cpu:.2} CPU-s, peak {:.0} MiB [both sides in parallel {t_sides:.2} s (load {load_b:.2}/{load_h:.2} s, validate {check_b:.2}/{check_h:.2} s), render+compare {t_diff:.2} s, markdown {:.2} s]; {} renders, {} clusters with the same inputs; {} changed, {} distinct change(s), {} markdown chars",
+        common::peak_rss_mib(),
+        total - t_sides - t_diff,
+        work.renders,
+        work.same_inputs,
+        set.summary.changed,
+        set.summary.distinct_changes,
+        md.len()
+    );
+    set
 }
 
 fn main() {
@@ -51,54 +87,53 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1000);
     let today: jiff::civil::Date = common::TODAY.parse().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = load::load_dir(root).expect("the repository is a blueprint repository");
-    let work = tempfile::tempdir().unwrap();
+    let work = match std::env::var_os("KUBEPRINT_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let repo = work.path();
     common::write_dir(&kubeprint::generate::fleet(&base, n), repo);
     git(repo, &["init", "-q", "-b", "main"]);
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "Generated fleet"]);
-    let bp = repo.join("blueprints/cilium/blueprint.yaml");
-    let text = std::fs::read_to_string(&bp).unwrap();
-    std::fs::write(
-        &bp,
-        text.replacen(
-            "    ui:\n      enabled: true",
-            "    ui:\n      enabled: false",
-            1,
-        ),
-    )
-    .unwrap();
-    git(repo, &["commit", "-q", "-am", "Turn off the Hubble UI"]);
 
-    for round in 1..=2 {
-        let t0 = Instant::now();
-        let cpu0 = common::cpu_seconds();
-        let old = side(repo, "HEAD~1", today);
-        let new = side(repo, "HEAD", today);
-        let t_render = t0.elapsed().as_secs_f64();
-        let set = diff::diff(&old, &new);
-        let base_side = report::Side {
-            label: "HEAD~1".into(),
-            commit: None,
-            subject: None,
-        };
-        let head_side = report::Side {
-            label: "HEAD".into(),
-            commit: None,
-            subject: None,
-        };
-        let md = report::markdown(&set, &base_side, &head_side, 60_000);
-        let total = t0.elapsed().as_secs_f64();
-        let cpu = common::cpu_seconds() - cpu0;
+    // One cluster's workers get more memory.
+    edit(
+        &repo.join("overlays/clusters/gen-00000.yaml"),
+        "memoryGiB: 32, osDiskGiB: 64}",
+        "memoryGiB: 48, osDiskGiB: 64}",
+    );
+    git(repo, &["commit", "-q", "-am", "More memory for gen-00000"]);
+    for _ in 0..2 {
+        let set = run("one cluster changed", repo, today);
+        assert!(set.summary.changed <= 1);
+    }
+
+    // The production tier keeps metrics a day longer: two thirds of the fleet.
+    edit(
+        &repo.join("overlays/tiers/production.yaml"),
+        "retention: 30d",
+        "retention: 31d",
+    );
+    git(
+        repo,
+        &["commit", "-q", "-am", "Production keeps metrics 31 days"],
+    );
+    for _ in 0..2 {
+        run("production tier changed", repo, today);
+    }
+
+    // A blueprint value: every cluster.
+    edit(
+        &repo.join("blueprints/cilium/blueprint.yaml"),
+        "    ui:\n      enabled: true",
+        "    ui:\n      enabled: false",
+    );
+    git(repo, &["commit", "-q", "-am", "Turn off the Hubble UI"]);
+    for _ in 0..2 {
+        let set = run("a blueprint value changed", repo, today);
         assert_eq!(set.summary.changed, n);
-        println!(
-            "diff round {round}: {n} clusters in {total:.3} s = {:.0} clusters/s, {cpu:.2} CPU-s [load+validate+render both sides {t_render:.3} s, compare+markdown {:.3} s]; {} distinct change(s), {} markdown chars",
-            n as f64 / total,
-            total - t_render,
-            set.summary.distinct_changes,
-            md.len()
-        );
     }
 }
