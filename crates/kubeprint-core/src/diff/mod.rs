@@ -752,3 +752,142 @@ mod tests {
         assert_eq!(cs.clusters["new"].status, Status::Added);
     }
 }
+
+/// [`diff_checked`] skips clusters whose inputs are the same on both sides and renders the
+/// rest a cluster at a time: its change set must be exactly that of rendering both whole
+/// fleets and comparing them ([`diff`]), whatever changed and whichever clusters are asked for.
+#[cfg(test)]
+mod skip_tests {
+    use super::*;
+    use crate::model::{Sources, example};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    const CLUSTERS: usize = 5;
+
+    /// Edits of a generated fleet: one cluster's spec (output changes), one cluster's spec
+    /// (a comment: inputs change, output does not), each tier, a blueprint (every
+    /// cluster), a shared file (a comment: every input hash, no output), a cluster removed.
+    fn apply(sources: &mut Sources, edit: usize) {
+        let mut replace = |file: &str, from: &str, to: &str| {
+            let text = sources.files.get_mut(file).expect("a file of the fleet");
+            assert!(text.contains(from), "`{from}` not in {file}");
+            *text = text.replacen(from, to, 1);
+        };
+        match edit {
+            0 => replace(
+                "overlays/clusters/gen-00000.yaml",
+                "memoryGiB: 32, osDiskGiB: 64}",
+                "memoryGiB: 48, osDiskGiB: 64}",
+            ),
+            1 => replace("overlays/clusters/gen-00001.yaml", "\n", "\n# a comment\n"),
+            2 => replace(
+                "overlays/tiers/production.yaml",
+                "retention: 30d",
+                "retention: 31d",
+            ),
+            3 => replace(
+                "overlays/tiers/devtest.yaml",
+                "failurePolicy: Ignore",
+                "failurePolicy: Fail",
+            ),
+            4 => replace(
+                "blueprints/cilium/blueprint.yaml",
+                "    ui:\n      enabled: true",
+                "    ui:\n      enabled: false",
+            ),
+            5 => replace("versions.yaml", "\n", "\n# a comment\n"),
+            _ => sources
+                .files
+                .retain(|p, _| !p.starts_with("overlays/clusters/gen-00003")),
+        }
+    }
+
+    const EDITS: usize = 7;
+
+    fn side(edits: u32) -> Checked {
+        let mut sources = crate::generate::fleet(&example::sources(), CLUSTERS);
+        for e in 0..EDITS {
+            if edits & (1 << e) != 0 {
+                apply(&mut sources, e);
+            }
+        }
+        fleet::check(&sources, example::TODAY.parse().expect("a date")).expect("a valid fleet")
+    }
+
+    /// What the command did before: render every selected cluster of each side, compare.
+    fn full(checked: &Checked, only: &[String]) -> FleetRender {
+        let names: Vec<String> = checked
+            .fleet
+            .clusters
+            .keys()
+            .filter(|n| only.is_empty() || only.contains(n))
+            .cloned()
+            .collect();
+        fleet::render_all(checked, &names)
+            .expect("renders")
+            .into_iter()
+            .map(|(name, tree)| {
+                let tier = checked.fleet.clusters[&name].value.tier.clone();
+                (name, ClusterRender { tier, tree })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skipping_clusters_gives_the_full_diff() {
+        // A fixed seed and a few cases: the same fleets on every run, in seconds.
+        let config = Config {
+            cases: 12,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[16; 32]);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let strategy = (
+            0u32..(1 << EDITS),
+            0u32..(1 << EDITS),
+            0u32..(1 << CLUSTERS),
+        );
+        let result = runner.run(&strategy, |(base_edits, head_edits, only_mask)| {
+            let (base, head) = (side(base_edits), side(head_edits));
+            let only: Vec<String> = (0..CLUSTERS)
+                .filter(|i| only_mask & (1 << i) != 0)
+                .map(|i| format!("gen-{i:05}"))
+                .collect();
+            let (fast, work) = diff_checked(&base, &head, &only).expect("renders");
+            let slow = diff(&full(&base, &only), &full(&head, &only));
+            prop_assert_eq!(&fast, &slow);
+            // Same edits on both sides: nothing rendered at all.
+            if base_edits == head_edits {
+                prop_assert_eq!(work.renders, 0);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    /// The fixed cases the property may not draw: each edit alone against the untouched
+    /// fleet, and everything at once.
+    #[test]
+    fn each_edit_alone_gives_the_full_diff() {
+        let base = side(0);
+        for edits in (0..EDITS).map(|e| 1u32 << e).chain([(1 << EDITS) - 1]) {
+            let head = side(edits);
+            let (fast, _) = diff_checked(&base, &head, &[]).expect("renders");
+            assert_eq!(
+                fast,
+                diff(&full(&base, &[]), &full(&head, &[])),
+                "edits {edits:#b}"
+            );
+            let (back, _) = diff_checked(&head, &base, &[]).expect("renders");
+            assert_eq!(
+                back,
+                diff(&full(&head, &[]), &full(&base, &[])),
+                "edits {edits:#b} reversed"
+            );
+        }
+    }
+}
