@@ -1496,3 +1496,123 @@ fn a_publish_with_unchanged_inputs_still_sees_hand_edits() {
     let cilium = env.run_git(&bare, &["show", "main:values/cilium.yaml"]);
     assert!(!cilium.contains("tuned by hand"));
 }
+
+/// Every file under `dir` with its size and modification time (the per-cluster
+/// `*.publish.lock` files left out: a publish opens them to wait for another).
+fn files_with_times(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if !entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".publish.lock")
+            {
+                out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_publish_after_the_remote_moved_does_not_claim_unchanged_and_a_no_op_writes_nothing() {
+    let env = Env::new();
+    let fleet = env.fleet_repo("fleet");
+    let bare = env.bare("acme-prod");
+    let template = format!("file://{}/git/{{cluster}}.git", env.path().display());
+    let args = ["--cluster", "acme-prod", "--output", "json"];
+    let result = |stdout: &str| {
+        let json: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        let c = &json["clusters"]["acme-prod"];
+        (
+            c["result"].as_str().unwrap().to_string(),
+            c["commit"]
+                .as_str()
+                .or(c["head"].as_str())
+                .map(str::to_string),
+        )
+    };
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    assert_eq!(
+        (code, result(&stdout).0.as_str()),
+        (0, "pushed"),
+        "{stderr}"
+    );
+    let ours = env.run_git(&bare, &["rev-parse", "main^{tree}"]);
+
+    // Another blueprint checkout (its own cache) publishes a different render: the remote
+    // moved to a tree whose lock names other inputs.
+    let other = env.fleet_repo("other");
+    edit(
+        &other.join("overlays/clusters/acme-prod.yaml"),
+        "retention: 45d",
+        "retention: 60d",
+    );
+    env.commit_all(&other, "Keep acme's metrics 60 days");
+    let out = env
+        .kubeprint(&other)
+        .args(["publish", "--today", TODAY, "--remote-template", &template])
+        .arg("--cache")
+        .arg(env.path().join("other-cache"))
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr, code) = text(&out);
+    assert_eq!(
+        (code, result(&stdout).0.as_str()),
+        (0, "pushed"),
+        "{stderr}"
+    );
+    let theirs = remote_main(&env, &bare).unwrap();
+
+    // Our publish, whose cache last verified our own tree: not unchanged, ours again, on
+    // top of theirs.
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    let (outcome, commit) = result(&stdout);
+    assert_eq!(
+        (code, outcome.as_str()),
+        (0, "pushed"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(remote_main(&env, &bare), commit);
+    assert_eq!(env.run_git(&bare, &["rev-parse", "main^{tree}"]), ours);
+    assert!(is_ancestor(&env, &bare, &theirs));
+
+    // Now nothing changed: unchanged at the remote's head, and the cache is left as it was.
+    let cache = env.path().join("cache");
+    let before = files_with_times(&cache);
+    let (stdout, stderr, code) = publish_cmd(&env, &fleet, &template, &args);
+    let (outcome, head) = result(&stdout);
+    assert_eq!(
+        (code, outcome.as_str()),
+        (0, "unchanged"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(head, remote_main(&env, &bare));
+    assert_eq!(files_with_times(&cache), before);
+
+    // The other checkout's publish, whose cache verified its own tree only, puts its
+    // render back: it never takes ours for its own.
+    let out = env
+        .kubeprint(&other)
+        .args(["publish", "--today", TODAY, "--remote-template", &template])
+        .arg("--cache")
+        .arg(env.path().join("other-cache"))
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr, code) = text(&out);
+    assert_eq!(
+        (code, result(&stdout).0.as_str()),
+        (0, "pushed"),
+        "{stderr}"
+    );
+    assert_ne!(env.run_git(&bare, &["rev-parse", "main^{tree}"]), ours);
+}
