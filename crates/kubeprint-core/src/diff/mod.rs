@@ -6,12 +6,12 @@
 
 pub mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::fleet::{self, Checked};
-use crate::model::{Fleet, paths};
+use crate::model::{Fleet, Sources, paths};
 use crate::render::LOCK_FILE;
 use crate::tree::RenderedTree;
 use crate::yaml::{self, Value};
@@ -290,6 +290,80 @@ pub fn diff_checked(
     head: &Checked,
     only: &[String],
 ) -> Result<(ChangeSet, Work), (Side, fleet::Error)> {
+    diff_checked_known(base, head, only, &BTreeSet::new())
+}
+
+/// The base's sources without the clusters whose inputs are, byte for byte, those of the
+/// head (`head` is checked from `head_sources`): the shared files (all but the cluster and
+/// tier files) equal, and the cluster's spec, its directory's files and its tier's file
+/// equal. Such a cluster renders the same tree on both sides (render is pure) and
+/// validates the same way (validation is per cluster, from those same files), so the base
+/// needs neither parsing nor validating it: the head's check covered it. Returns the
+/// reduced sources and those clusters' names, for [`diff_checked_known`].
+pub fn without_same_clusters(
+    base: &Sources,
+    head_sources: &Sources,
+    head: &Fleet,
+) -> (Sources, BTreeSet<String>) {
+    fn shared(s: &Sources) -> impl Iterator<Item = (&String, &String)> {
+        s.files
+            .iter()
+            .filter(|(p, _)| !p.starts_with(paths::CLUSTERS) && !p.starts_with(paths::TIERS))
+    }
+    if !shared(base).eq(shared(head_sources)) {
+        return (base.clone(), BTreeSet::new());
+    }
+    fn own<'s>(s: &'s Sources, name: &str, tier: &str) -> Vec<(String, Option<&'s String>)> {
+        let spec = format!("{}{name}.yaml", paths::CLUSTERS);
+        let dir = format!("{}{name}/", paths::CLUSTERS);
+        let tier = format!("{}{tier}.yaml", paths::TIERS);
+        let mut out: Vec<(String, Option<&String>)> = [tier, spec]
+            .into_iter()
+            .map(|p| {
+                let t = s.files.get(&p);
+                (p, t)
+            })
+            .collect();
+        out.extend(
+            s.files
+                .range(dir.clone()..)
+                .take_while(|(p, _)| p.starts_with(&dir))
+                .map(|(p, t)| (p.clone(), Some(t))),
+        );
+        out
+    }
+    let same: BTreeSet<String> = head
+        .clusters
+        .iter()
+        .filter(|(name, spec)| {
+            let spec_path = format!("{}{name}.yaml", paths::CLUSTERS);
+            base.files.contains_key(&spec_path)
+                && own(base, name, &spec.value.tier) == own(head_sources, name, &spec.value.tier)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut reduced = base.clone();
+    reduced.files.retain(|p, _| {
+        let Some(rest) = p.strip_prefix(paths::CLUSTERS) else {
+            return true;
+        };
+        let name = match rest.split_once('/') {
+            Some((dir, _)) => dir,
+            None => rest.strip_suffix(".yaml").unwrap_or(rest),
+        };
+        !same.contains(name)
+    });
+    (reduced, same)
+}
+
+/// [`diff_checked`], the clusters of `same` known unchanged (from
+/// [`without_same_clusters`]: absent from `base`, present in `head`).
+pub fn diff_checked_known(
+    base: &Checked,
+    head: &Checked,
+    only: &[String],
+    same: &BTreeSet<String>,
+) -> Result<(ChangeSet, Work), (Side, fleet::Error)> {
     use rayon::prelude::*;
     let names: std::collections::BTreeSet<&String> = base
         .fleet
@@ -319,6 +393,10 @@ pub fn diff_checked(
         .par_iter()
         .map(|name| {
             let mut work = Work::default();
+            if same.contains(*name) {
+                work.same_inputs += 1;
+                return (None, work, None, None);
+            }
             if let (Some(b), Some(h)) = (
                 base.fleet.clusters.get(*name),
                 head.fleet.clusters.get(*name),
@@ -805,14 +883,31 @@ mod skip_tests {
 
     const EDITS: usize = 7;
 
-    fn side(edits: u32) -> Checked {
+    fn sources(edits: u32) -> Sources {
         let mut sources = crate::generate::fleet(&example::sources(), CLUSTERS);
         for e in 0..EDITS {
             if edits & (1 << e) != 0 {
                 apply(&mut sources, e);
             }
         }
-        fleet::check(&sources, example::TODAY.parse().expect("a date")).expect("a valid fleet")
+        sources
+    }
+
+    fn check(sources: &Sources) -> Checked {
+        fleet::check(sources, example::TODAY.parse().expect("a date")).expect("a valid fleet")
+    }
+
+    fn side(edits: u32) -> Checked {
+        check(&sources(edits))
+    }
+
+    /// What the command does: the base checked without the clusters whose files are the
+    /// head's, those known unchanged.
+    fn as_the_command(base: u32, head: u32, only: &[String]) -> (ChangeSet, Work) {
+        let (base, head_sources) = (sources(base), sources(head));
+        let head = check(&head_sources);
+        let (reduced, same) = without_same_clusters(&base, &head_sources, &head.fleet);
+        diff_checked_known(&check(&reduced), &head, only, &same).expect("renders")
     }
 
     /// What the command did before: render every selected cluster of each side, compare.
@@ -858,9 +953,12 @@ mod skip_tests {
             let (fast, work) = diff_checked(&base, &head, &only).expect("renders");
             let slow = diff(&full(&base, &only), &full(&head, &only));
             prop_assert_eq!(&fast, &slow);
+            let (command, command_work) = as_the_command(base_edits, head_edits, &only);
+            prop_assert_eq!(&command, &slow);
             // Same edits on both sides: nothing rendered at all.
             if base_edits == head_edits {
                 prop_assert_eq!(work.renders, 0);
+                prop_assert_eq!(command_work.renders, 0);
             }
             Ok(())
         });
@@ -887,6 +985,18 @@ mod skip_tests {
                 back,
                 diff(&full(&head, &[]), &full(&base, &[])),
                 "edits {edits:#b} reversed"
+            );
+            let slow = diff(&full(&base, &[]), &full(&head, &[]));
+            assert_eq!(
+                as_the_command(0, edits, &[]).0,
+                slow,
+                "edits {edits:#b}, as the command"
+            );
+            let slow = diff(&full(&head, &[]), &full(&base, &[]));
+            assert_eq!(
+                as_the_command(edits, 0, &[]).0,
+                slow,
+                "edits {edits:#b} reversed, as the command"
             );
         }
     }
