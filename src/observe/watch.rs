@@ -24,6 +24,31 @@ use crate::drift::ObservedCluster;
 pub struct SharedObserved {
     clusters: Arc<Mutex<BTreeMap<String, Watched>>>,
     status: Arc<Mutex<WatcherStatus>>,
+    /// Each cluster's last judgement, served again while its observation is unchanged
+    /// and time has not changed it (see [`SharedObserved::report`]).
+    judged: Arc<Mutex<BTreeMap<String, Judged>>>,
+}
+
+/// Every change of an observation takes the next number: a cached judgement is current
+/// while it carries the number of the observation it judged. Numbers are never reused
+/// (a cluster forgotten and watched again starts anew), and 0 is "not observed".
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A cluster's judgement, and what it holds for.
+#[derive(Debug, Clone)]
+struct Judged {
+    /// The [`Desired`](crate::drift::Desired) it judged against (its address: the watcher
+    /// keeps one for its lifetime).
+    desired: usize,
+    /// The generation of the observation it judged (0: none).
+    generation: u64,
+    /// Until when time alone leaves it unchanged ([`crate::drift::judged_until`]).
+    until: Timestamp,
+    report: crate::drift::ClusterReport,
 }
 
 /// What `/status` says of the watcher beside the report.
@@ -52,6 +77,9 @@ pub struct WatcherStatus {
 struct Watched {
     observed: ObservedCluster,
     errors: [Option<String>; 3],
+    /// Taken from [`next_generation`] on every change of `observed` other than a
+    /// successful probe's new `at`.
+    generation: u64,
 }
 
 impl SharedObserved {
@@ -68,26 +96,98 @@ impl SharedObserved {
 
     /// The drift of the clusters this process reports on (all of `desired`, or those of
     /// its shards), at `now`.
+    ///
+    /// A cluster is judged again only when its observation changed since its last
+    /// judgement, or when time alone changes it ([`crate::drift::judged_until`]: the
+    /// staleness limit, a lag's wording, the date); otherwise its cached report is served
+    /// with its observation age brought to `now`. So a scrape of a large fleet costs the
+    /// clusters that changed, and a cluster that goes quiet still turns `Unknown` on time.
     pub fn report(
         &self,
         desired: &crate::drift::Desired,
         now: Timestamp,
     ) -> crate::drift::DriftReport {
         let scope = self.status.lock().expect("status lock").scope.clone();
-        let observed = self.snapshot();
-        let clusters = desired
+        let desired_id = std::ptr::from_ref(desired) as usize;
+        let in_scope: Vec<&crate::drift::DesiredCluster> = desired
             .clusters
             .values()
             .filter(|d| scope.as_ref().is_none_or(|s| s.contains(&d.name)))
-            .map(|d| {
-                crate::drift::drift_cluster(
+            .collect();
+        // What each cluster's observation is now: (generation, at).
+        let current: Vec<(u64, Option<Timestamp>)> = {
+            let all = self.clusters.lock().expect("observations lock");
+            in_scope
+                .iter()
+                .map(|d| {
+                    all.get(&d.name)
+                        .map_or((0, None), |w| (w.generation, w.observed.at))
+                })
+                .collect()
+        };
+        let mut reports: Vec<Option<crate::drift::ClusterReport>> = {
+            let judged = self.judged.lock().expect("judgements lock");
+            in_scope
+                .iter()
+                .zip(&current)
+                .map(|(d, &(generation, at))| {
+                    let j = judged.get(&d.name)?;
+                    let current =
+                        j.desired == desired_id && j.generation == generation && now < j.until;
+                    current.then(|| {
+                        let mut report = j.report.clone();
+                        report.observation_age_seconds =
+                            at.map(|at| now.duration_since(at).as_secs());
+                        report
+                    })
+                })
+                .collect()
+        };
+        let stale: Vec<usize> = (0..in_scope.len())
+            .filter(|&i| reports[i].is_none())
+            .collect();
+        if !stale.is_empty() {
+            let observations: Vec<(u64, Option<ObservedCluster>)> = {
+                let all = self.clusters.lock().expect("observations lock");
+                stale
+                    .iter()
+                    .map(|&i| {
+                        all.get(&in_scope[i].name)
+                            .map_or((0, None), |w| (w.generation, Some(w.observed.clone())))
+                    })
+                    .collect()
+            };
+            let mut fresh = Vec::with_capacity(stale.len());
+            for (&i, (generation, observed)) in stale.iter().zip(observations) {
+                let d = in_scope[i];
+                let report = crate::drift::drift_cluster(
                     d,
-                    observed.clusters.get(&d.name),
+                    observed.as_ref(),
                     &desired.catalog,
                     desired.policy,
                     now,
-                )
-            })
+                );
+                let until =
+                    crate::drift::judged_until(d, observed.as_ref(), desired.policy, now, &report);
+                fresh.push((
+                    d.name.clone(),
+                    Judged {
+                        desired: desired_id,
+                        generation,
+                        until,
+                        report: report.clone(),
+                    },
+                ));
+                reports[i] = Some(report);
+            }
+            let mut judged = self.judged.lock().expect("judgements lock");
+            for (name, j) in fresh {
+                judged.insert(name, j);
+            }
+        }
+        let clusters = reports
+            .into_iter()
+            .map(|r| r.expect("every cluster in scope was judged"))
             .collect();
         crate::drift::DriftReport { at: now, clusters }
     }
@@ -147,6 +247,7 @@ impl SharedObserved {
     ) {
         let mut all = self.clusters.lock().expect("observations lock");
         let entry = all.entry(cluster.to_string()).or_default();
+        let (had_at, had_error) = (entry.observed.at.is_some(), entry.observed.error.clone());
         f(&mut entry.observed);
         let ok = error.is_none();
         entry.errors[source as usize] = error;
@@ -154,6 +255,15 @@ impl SharedObserved {
             entry.observed.at = Some(Timestamp::now());
         }
         entry.observed.error = entry.errors.iter().flatten().next().cloned();
+        // A probe that only says "still there" moves `at` forward: the judgement of the
+        // older `at` turns stale earlier, never later, so it need not be judged again.
+        let only_newer = matches!(source, Source::Probe)
+            && had_at
+            && entry.observed.at.is_some()
+            && had_error == entry.observed.error;
+        if !only_newer || entry.generation == 0 {
+            entry.generation = next_generation();
+        }
     }
 }
 
@@ -183,6 +293,7 @@ impl Default for WatchTiming {
 enum Source {
     Apps = 0,
     Nodes = 1,
+    /// A liveness probe: it changes the observation's `at` and errors, never its objects.
     Probe = 2,
 }
 

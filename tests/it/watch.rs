@@ -385,6 +385,98 @@ async fn metrics_show_sync_health_versions_reachability_and_findings() {
     ));
 }
 
+/// Polls `/metrics` until it has `line`; panics with the last body after `secs`.
+async fn wait_for_metric(w: &Watching, secs: u64, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (code, body) = support::http_get(w.addr, "/metrics").await.unwrap();
+        assert_eq!(code, 200);
+        if body.lines().any(|l| l == line) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `{line}` on /metrics after {secs}s:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `/metrics` and `/status` serve each cluster's cached judgement while its observation
+/// is unchanged (issue 15): a change still reaches them at once, the observation age
+/// still counts up, and a cluster that goes quiet still turns unknown with no event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_judgements_follow_changes_and_staleness_without_an_event() {
+    let server = ApiServer::start().await;
+    let desired = support::desired(CLUSTER);
+    support::serve_in_sync(&server, &desired, REV);
+    // No probe after the first: only watch events refresh the observation.
+    let slow = WatchTiming {
+        probe_interval: Duration::from_secs(600),
+        ..fast()
+    };
+    let policy = Policy {
+        stale_after: SignedDuration::from_secs(4),
+        ..Policy::default()
+    };
+    let w = watch(&server, slow, policy).await;
+    let in_sync = "kubeprint_cluster_in_sync{cluster=\"acme-prod\"} 1";
+    wait_for_metric(&w, 20, in_sync).await;
+
+    // A change reaches the cached /metrics, and its undoing too.
+    server.modify(CLUSTER, Kind::Application, "cilium", |a| {
+        a["status"]["sync"]["status"] = json!("OutOfSync")
+    });
+    let body = wait_for_metric(&w, 3, "kubeprint_cluster_in_sync{cluster=\"acme-prod\"} 0").await;
+    assert!(
+        body.contains(
+            "kubeprint_app_sync{cluster=\"acme-prod\",app=\"cilium\",status=\"OutOfSync\"} 0\n"
+        ),
+        "{body}"
+    );
+    server.modify(CLUSTER, Kind::Application, "cilium", |a| {
+        a["status"]["sync"]["status"] = json!("Synced")
+    });
+    wait_for_metric(&w, 3, in_sync).await;
+
+    // Unchanged, the judgement is served again with its age brought up to date.
+    let age = |body: &str| -> i64 {
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("kubeprint_cluster_observation_age_seconds{cluster=\"acme-prod\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no observation age in\n{body}"))
+    };
+    let (_, first) = support::http_get(w.addr, "/metrics").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, second) = support::http_get(w.addr, "/metrics").await.unwrap();
+    if second.contains(in_sync) {
+        assert!(age(&second) > age(&first), "{first}\n{second}");
+    }
+
+    // No event for longer than the limit: unknown on /metrics and /status, without any
+    // change of the observation.
+    wait_for_metric(
+        &w,
+        10,
+        "kubeprint_cluster_in_sync{cluster=\"acme-prod\"} -1",
+    )
+    .await;
+    let (_, body) = support::http_get(w.addr, "/metrics").await.unwrap();
+    assert!(
+        body.contains("kubeprint_cluster_reachable{cluster=\"acme-prod\"} 0\n"),
+        "{body}"
+    );
+    let (_, body) = support::http_get(w.addr, "/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["clusters"][0]["state"], "unknown");
+    assert_eq!(
+        status["clusters"][0]["findings"][0]["kind"], "stale",
+        "{status:#}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_command_serves_metrics_logs_json_and_stops_on_sigterm() {
     let server = ApiServer::start().await;

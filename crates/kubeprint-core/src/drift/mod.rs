@@ -174,6 +174,74 @@ pub fn drift_cluster(
     }
 }
 
+/// Until when the judgement [`drift_cluster`] made at `now` holds while the observation
+/// stays as it is: the first instant (exclusive) at which time alone would change the
+/// report, apart from its `observation_age_seconds`, which a cache recomputes on read.
+///
+/// Time enters a judgement in three places: the staleness limit (and, once stale, the
+/// age in its message, to the second), the lag of an application behind the published
+/// commit (its message counts seconds; its severity turns at the grace), and the date of
+/// the support window (the next UTC midnight, unless the policy fixes the date). An
+/// observation whose `at` only moves forward (a probe) makes the deadline computed from
+/// the older `at` an early one, never a late one: the watcher relies on that.
+pub fn judged_until(
+    desired: &DesiredCluster,
+    observed: Option<&ObservedCluster>,
+    policy: Policy,
+    now: Timestamp,
+    report: &ClusterReport,
+) -> Timestamp {
+    let second = SignedDuration::from_secs(1);
+    let tick = SignedDuration::from_nanos(1);
+    // The instant after `from + (whole seconds of now - from) + 1s`: when `human(now - from)`
+    // next changes.
+    let next_second = |from: Timestamp| {
+        let elapsed = now.duration_since(from);
+        if elapsed.is_negative() {
+            from.checked_add(tick).unwrap_or(Timestamp::MAX)
+        } else {
+            from.checked_add(SignedDuration::from_secs(elapsed.as_secs()) + second)
+                .unwrap_or(Timestamp::MAX)
+        }
+    };
+    let mut until = Timestamp::MAX;
+    if policy.support_date.is_none() {
+        let tomorrow = now
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date()
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+            .unwrap_or(Timestamp::MAX);
+        until = until.min(tomorrow);
+    }
+    if let Some(at) = observed.filter(|o| o.error.is_none()).and_then(|o| o.at) {
+        if now.duration_since(at) > policy.stale_after {
+            until = until.min(next_second(at));
+        } else {
+            let stale = at
+                .checked_add(policy.stale_after)
+                .and_then(|t| t.checked_add(tick))
+                .unwrap_or(Timestamp::MAX);
+            until = until.min(stale);
+        }
+    }
+    if let Some(at) = desired.published.as_ref().and_then(|p| p.at)
+        && report.findings.iter().any(|f| f.kind == Kind::AppBehind)
+    {
+        until = until.min(next_second(at));
+        if now.duration_since(at) <= policy.revision_grace {
+            let turns = at
+                .checked_add(policy.revision_grace)
+                .and_then(|t| t.checked_add(tick))
+                .unwrap_or(Timestamp::MAX);
+            until = until.min(turns);
+        }
+    }
+    until
+}
+
 pub(crate) fn is_commit(r: &str) -> bool {
     r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())
 }

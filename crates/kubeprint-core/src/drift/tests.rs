@@ -602,3 +602,81 @@ fn argo_statuses_are_typed_and_nothing_reported_is_unknown() {
         "Hibernating"
     );
 }
+
+/// A cached judgement may be served until [`judged_until`], and not after: just before it
+/// the report is the one made at `now` (apart from the age, which a cache recomputes),
+/// and at it time alone has changed the report (staleness, a lag's wording or severity).
+#[test]
+fn a_judgement_holds_until_time_alone_would_change_it() {
+    let old = "2222222222222222222222222222222222222222";
+    let mut behind = observed_cluster();
+    behind.apps.get_mut("cilium").unwrap().revisions = vec![old.into()];
+    let stale = ObservedCluster {
+        at: Some(ts("2026-11-25T11:50:00.250Z")),
+        ..observed_cluster()
+    };
+    let cases = [
+        ("in sync, fresh", observed_cluster(), NOW),
+        (
+            "in sync, going stale",
+            observed_cluster(),
+            "2026-11-25T12:04:29.5Z",
+        ),
+        ("stale: the age in the message", stale, NOW),
+        (
+            "behind, within the grace",
+            behind.clone(),
+            "2026-11-25T11:05:00.7Z",
+        ),
+        (
+            "behind, at the grace",
+            behind.clone(),
+            "2026-11-25T11:14:59.9Z",
+        ),
+        ("behind, past the grace", behind, "2026-11-25T11:20:00Z"),
+    ];
+    let without_age = |mut r: ClusterReport| {
+        r.observation_age_seconds = None;
+        r
+    };
+    for (what, o, now) in cases {
+        let d = desired_cluster_fixture();
+        // The support window judged at today's date: it turns at midnight.
+        let policy = Policy {
+            stale_after: SignedDuration::from_secs(300),
+            ..Policy::default()
+        };
+        let judge = |t: Timestamp| without_age(drift_cluster(&d, Some(&o), &catalog(), policy, t));
+        let at = ts(now);
+        let first = judge(at);
+        let until = judged_until(&d, Some(&o), policy, at, &first);
+        assert!(until > at, "{what}: {until} after {at}");
+        assert!(
+            until < ts("2026-11-26T00:00:00Z"),
+            "{what}: {until} within the day"
+        );
+        let just_before = until.checked_sub(SignedDuration::from_nanos(1)).unwrap();
+        assert_eq!(
+            judge(just_before),
+            first,
+            "{what}: still {first:?} at {just_before}"
+        );
+        assert_ne!(judge(until), first, "{what}: changed at {until}");
+    }
+    // With the support date fixed and nothing else timed, a judgement holds indefinitely.
+    let d = desired_cluster_fixture();
+    let o = ObservedCluster {
+        at: None,
+        error: Some("connection refused".into()),
+        ..observed_cluster()
+    };
+    let policy = Policy {
+        support_date: Some("2026-11-25".parse().unwrap()),
+        ..Policy::default()
+    };
+    let r = drift_cluster(&d, Some(&o), &catalog(), policy, ts(NOW));
+    assert_eq!(
+        judged_until(&d, Some(&o), policy, ts(NOW), &r),
+        Timestamp::MAX
+    );
+}
