@@ -97,6 +97,8 @@ fn run_hydrated(args: &CheckArgs, printer: &Printer) -> Result {
     let h = super::hydrate::hydrate_fleet(&args.fleet, &args.clusters, &args.hydration, printer)?;
     let schemas = Schemas::embedded();
     let crds = CrdSchemas::default();
+    let builtin = check::builtin::BuiltinSchemas::default();
+    let mut unchecked_minors: Vec<String> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut objects = 0;
@@ -117,12 +119,19 @@ fn run_hydrated(args: &CheckArgs, printer: &Printer) -> Result {
             }
         }
         secrets += hydrated::expected_secrets(&cluster).len();
+        let kubernetes = &h.checked.fleet.clusters[name].value.versions.kubernetes;
+        let minor = check::builtin::minor_of(kubernetes).unwrap_or_default();
+        if !check::builtin::MINORS.contains(&minor.as_str()) {
+            unchecked_minors.push(format!("{name} (Kubernetes {minor})"));
+        }
         findings.extend(hydrated::check(
             name,
+            kubernetes,
             &ch.apps,
             &ch.unresolved,
             &cluster,
             &crds,
+            &builtin,
         ));
     }
     findings.sort();
@@ -134,6 +143,7 @@ fn run_hydrated(args: &CheckArgs, printer: &Printer) -> Result {
                 "objects": objects,
                 "expectedSecrets": secrets,
                 "notHydrated": not_hydrated,
+                "schemaNotChecked": unchecked_minors,
                 "helmRuns": h.hydration.helm_runs,
                 "distinctInputs": h.hydration.distinct_inputs,
             }))
@@ -155,6 +165,13 @@ fn run_hydrated(args: &CheckArgs, printer: &Printer) -> Result {
                 h.hydration.distinct_inputs,
                 if not_hydrated.is_empty() { String::new() } else { format!("; not hydrated (no chart archive): {}", not_hydrated.join(", ")) }
             ));
+            if !unchecked_minors.is_empty() {
+                printer.status(&format!(
+                    "built-in objects not checked against an OpenAPI schema (none kept for their Kubernetes minor; kept: {}): {}",
+                    check::builtin::MINORS.join(", "),
+                    unchecked_minors.join(", ")
+                ));
+            }
         }
     }
     let _ = &h.checked;

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use super::builtin::{BuiltinSchemas, Lookup, without_nulls};
 use super::{crds::structural_to_json_schema, errors};
 use crate::hydrate::{App, HydratedCluster, ObjectId, Unresolved, object_id, objects};
 use crate::yaml::{self, Value};
@@ -98,12 +99,18 @@ struct Obj<'a> {
 
 /// Checks one hydrated cluster. `apps` and `unresolved` are what hydration planned;
 /// `hydrated.apps` are in the same order as `apps`.
+///
+/// `kubernetes` is the cluster's Kubernetes version (`1.36.3`): built-in objects are held
+/// against the OpenAPI schema of its minor ([`super::builtin`]); a minor without a kept
+/// schema is not checked (the caller says so: [`super::builtin::MINORS`]).
 pub fn check(
     cluster: &str,
+    kubernetes: &str,
     apps: &[App],
     unresolved: &[Unresolved],
     hydrated: &HydratedCluster,
     crds: &CrdSchemas,
+    builtin: &BuiltinSchemas,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut finding =
@@ -247,6 +254,66 @@ pub fn check(
                     format!(
                         "install the chart that provides the `{group}` CRDs before this Application, or turn this object off in its values"
                     ),
+                );
+            }
+        }
+    }
+
+    // Built-in objects against the OpenAPI schema of the cluster's Kubernetes minor.
+    let minor = super::builtin::minor_of(kubernetes).unwrap_or_default();
+    for o in &all {
+        let group = o.id.group();
+        if !objects::is_builtin_group(group) || o.id.kind.is_empty() {
+            continue;
+        }
+        match builtin.lookup(&minor, &o.id.api_version, &o.id.kind) {
+            Lookup::NoMinor => break,
+            Lookup::NotBuiltin => {}
+            Lookup::NotServed => {
+                if crd_kinds.contains(&(group.to_string(), o.id.kind.clone())) {
+                    continue;
+                }
+                finding(
+                    &o.app.name,
+                    Some(&o.id),
+                    Kind::Schema,
+                    format!(
+                        "Kubernetes {minor} does not serve {} {}: the apply fails with \"no matches for kind\"",
+                        o.id.api_version, o.id.kind
+                    ),
+                    format!(
+                        "use an apiVersion of {} that Kubernetes {minor} serves (often a newer chart version does)",
+                        o.id.kind
+                    ),
+                );
+            }
+            Lookup::Schema(v) => {
+                let object = without_nulls(o.value);
+                let errs = errors(&v, &object);
+                if errs.is_empty() {
+                    continue;
+                }
+                let list: Vec<String> = errs
+                    .iter()
+                    .take(5)
+                    .map(|(p, m)| format!("`{p}`: {m}"))
+                    .collect();
+                finding(
+                    &o.app.name,
+                    Some(&o.id),
+                    Kind::Schema,
+                    format!(
+                        "does not match the OpenAPI schema of Kubernetes {minor} ({} {}): {}{}",
+                        o.id.api_version,
+                        o.id.kind,
+                        list.join("; "),
+                        if errs.len() > 5 {
+                            format!("; and {} more", errs.len() - 5)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    "fix the fields named (in the values or manifest that produce the object); a strict apply rejects unknown fields and wrong types".into(),
                 );
             }
         }

@@ -3,8 +3,10 @@
 //! chart's `values.schema.json` and default keys), [`core_kinds`] (core objects for the
 //! fields they need), [`talos`] (machine configs against the Talos schema of their
 //! version) and [`secrets`] (no Secret anywhere). Pure: the schemas are embedded.
-//! [`hydrated`] checks the objects of hydrated clusters (`check --hydrate`).
+//! [`hydrated`] checks the objects of hydrated clusters (`check --hydrate`), built-in ones
+//! against the OpenAPI schema of the cluster's Kubernetes minor ([`builtin`]).
 
+pub mod builtin;
 mod core_kinds;
 mod crds;
 pub mod hydrated;
