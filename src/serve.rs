@@ -1,8 +1,9 @@
 //! The watch command's HTTP edge: `/metrics` (Prometheus), `/status` (JSON findings), `/healthz`.
 //!
-//! Every request judges the current observations afresh ([`crate::drift::drift`] at the time of
-//! the request), so a cluster that went quiet turns stale, then `Unknown`, without any
-//! event arriving.
+//! Every request reads the drift at the time of the request
+//! ([`SharedObserved::report`]: each cluster's cached judgement while its observation is
+//! unchanged and time has not changed it, a new one otherwise), so a cluster that went
+//! quiet turns stale, then `Unknown`, without any event arriving.
 //!
 //! The server faces a network, so it is bounded ([`Limits`]): a request's headers must
 //! arrive within 10 s (which also closes idle keep-alive connections), a connection on
