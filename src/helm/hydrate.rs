@@ -91,7 +91,14 @@ struct State {
     unresolved: Vec<Unresolved>,
     signature: String,
     guess: Option<BTreeSet<String>>,
+    /// What the cache keeps for this cluster itself (its last converged API versions).
+    own_guess: Option<BTreeSet<String>>,
     done: Option<bool>,
+    /// The API versions of the CRDs among the cluster's own manifests (directory sources).
+    directory_apis: BTreeSet<String>,
+    /// The keys of the cluster's chart sources under the last guess, in the order of
+    /// [`inputs`].
+    keys: Vec<String>,
 }
 
 const MAX_ROUNDS: usize = 4;
@@ -108,19 +115,34 @@ pub fn hydrate(
     jobs: usize,
 ) -> Result<FleetHydration, Error> {
     let mut warnings = Vec::new();
-    let mut states: Vec<State> = clusters
-        .iter()
-        .map(|c| {
-            let (apps, unresolved) = hydrate::apps(c.files, catalog, &c.repo_url);
-            State {
-                apps,
-                unresolved,
-                signature: String::new(),
-                guess: None,
-                done: None,
-            }
-        })
-        .collect();
+    // Planning is per cluster and independent: it runs on the same threads as helm.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })?;
+    let mut states: Vec<State> = pool.install(|| {
+        clusters
+            .par_iter()
+            .map(|c| {
+                let (apps, unresolved) = hydrate::apps(c.files, catalog, &c.repo_url);
+                let mut s = State {
+                    apps,
+                    unresolved,
+                    signature: String::new(),
+                    guess: None,
+                    own_guess: None,
+                    done: None,
+                    directory_apis: BTreeSet::new(),
+                    keys: Vec::new(),
+                };
+                s.directory_apis = directory_apis(&s, c);
+                s
+            })
+            .collect()
+    });
     // Every chart used, resolved once.
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for s in &states {
@@ -169,13 +191,8 @@ pub fn hydrate(
     // The API versions of each cache entry read so far (each is read once per run).
     let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| Error::Io {
-            path: PathBuf::new(),
-            source: std::io::Error::other(e),
-        })?;
+    // The API versions kept per kind of stack, read once per run.
+    let mut stack_guesses: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
     // Wave 1: one cluster per kind of stack that has no guess yet; wave 2: all.
     let mut first_of: BTreeMap<String, usize> = BTreeMap::new();
     for (i, s) in states.iter().enumerate() {
@@ -190,54 +207,78 @@ pub fn hydrate(
             .into_iter()
             .filter(|i| states[*i].done.is_none())
             .collect();
-        for i in &active {
-            let s = &mut states[*i];
-            // What this cluster converged on last time, else what its kind of stack did.
-            s.guess = Some(
-                cache
-                    .guess(&cluster_guess(&s.signature, &clusters[*i].name))
-                    .or_else(|| cache.guess(&s.signature))
-                    .unwrap_or_default(),
-            );
+        // What each cluster converged on last time, else what its kind of stack did.
+        let guesses: Vec<(Option<BTreeSet<String>>, BTreeSet<String>)> = pool.install(|| {
+            active
+                .par_iter()
+                .map(|i| {
+                    let s = &states[*i];
+                    let own = cache.guess(&cluster_guess(&s.signature, &clusters[*i].name));
+                    let guess = own
+                        .clone()
+                        .or_else(|| cache.guess(&s.signature))
+                        .unwrap_or_default();
+                    (own, guess)
+                })
+                .collect()
+        });
+        for (i, (own, guess)) in active.iter().zip(guesses) {
+            states[*i].own_guess = own;
+            states[*i].guess = Some(guess);
         }
         for round in 0..MAX_ROUNDS {
             if active.is_empty() {
                 break;
             }
-            // The distinct inputs of this round that are not in the cache.
+            // Every active cluster's inputs and their keys (hashing the values: in parallel).
+            let planned: Vec<Vec<(String, TemplateInput, PathBuf)>> = pool.install(|| {
+                active
+                    .par_iter()
+                    .map(|i| {
+                        let s = &states[*i];
+                        inputs(s, &clusters[*i], &archives, s.guess.as_ref().expect("set"))
+                            .into_iter()
+                            .map(|(input, path)| (input.key(), input, path))
+                            .collect()
+                    })
+                    .collect()
+            });
+            // The distinct inputs of this round not read yet: their cache entries' API
+            // versions (a read each, in parallel), and those missing from the cache.
+            let mut unread: BTreeMap<&str, (&TemplateInput, &PathBuf)> = BTreeMap::new();
+            for (key, input, path) in planned.iter().flatten() {
+                if !failed.contains_key(key) && !known.contains_key(key) {
+                    unread.entry(key).or_insert((input, path));
+                }
+            }
+            let read: Vec<(&str, Option<BTreeSet<String>>)> = pool.install(|| {
+                unread
+                    .par_iter()
+                    .map(|(key, _)| (*key, cache.apis(key)))
+                    .collect()
+            });
             let mut todo: BTreeMap<String, (TemplateInput, PathBuf)> = BTreeMap::new();
-            let mut keys_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-            for i in &active {
-                let s = &states[*i];
-                let mut keys = Vec::new();
-                for (input, path) in
-                    inputs(s, &clusters[*i], &archives, s.guess.as_ref().expect("set"))
-                {
-                    let key = input.key();
-                    keys.push(key.clone());
-                    if failed.contains_key(&key)
-                        || todo.contains_key(&key)
-                        || known.contains_key(&key)
-                    {
-                        continue;
+            for (key, apis) in read {
+                match apis {
+                    Some(a) => {
+                        known.insert(key.to_string(), a);
                     }
-                    match cache.apis(&key) {
-                        Some(a) => {
-                            known.insert(key, a);
-                        }
-                        None => {
-                            todo.insert(key, (input, path));
-                        }
+                    None => {
+                        let (input, path) = unread[key];
+                        todo.insert(key.to_string(), (input.clone(), path.clone()));
                     }
                 }
-                keys_of.insert(*i, keys);
+            }
+            drop(unread);
+            for (i, p) in active.iter().zip(planned) {
+                states[*i].keys = p.into_iter().map(|(key, _, _)| key).collect();
             }
             let tmp_root = store.cache.join("tmp");
             fs_err::create_dir_all(&tmp_root).map_err(|source| Error::Io {
                 path: tmp_root.clone(),
                 source,
             })?;
-            let results: Vec<(String, Result<(), String>)> = pool.install(|| {
+            let results: Vec<(String, Result<BTreeSet<String>, String>)> = pool.install(|| {
                 todo.into_par_iter()
                     .map(|(key, (input, archive))| {
                         runs.fetch_add(1, Ordering::Relaxed);
@@ -247,37 +288,53 @@ pub fn hydrate(
                     .collect()
             });
             for (key, r) in results {
-                if let Err(m) = r {
-                    failed.insert(key, m);
+                match r {
+                    Err(m) => {
+                        failed.insert(key, m);
+                    }
+                    Ok(apis) => {
+                        known.insert(key, apis);
+                    }
                 }
             }
             let last = round + 1 == MAX_ROUNDS;
             let mut still = Vec::new();
-            for i in active {
-                let s = &states[i];
-                let guess = s.guess.clone().expect("set");
-                let mut apis = BTreeSet::new();
-                for key in keys_of.get(&i).into_iter().flatten() {
-                    if !known.contains_key(key)
-                        && let Some(a) = cache.apis(key)
-                    {
-                        known.insert(key.clone(), a);
-                    }
-                    if let Some(a) = known.get(key) {
-                        apis.extend(a.iter().cloned());
-                    }
-                }
-                apis.extend(directory_apis(s, &clusters[i]));
-                let s = &mut states[i];
-                if apis == guess {
-                    s.done = Some(true);
-                    for sig in [
-                        s.signature.clone(),
-                        cluster_guess(&s.signature, &clusters[i].name),
-                    ] {
-                        if cache.guess(&sig).as_ref() == Some(&apis) {
-                            continue;
+            // What each cluster's hydrated CRDs serve (read-only over `known`: parallel).
+            let served: Vec<BTreeSet<String>> = pool.install(|| {
+                active
+                    .par_iter()
+                    .map(|i| {
+                        let s = &states[*i];
+                        let mut apis: BTreeSet<&str> =
+                            s.directory_apis.iter().map(String::as_str).collect();
+                        for key in &s.keys {
+                            if let Some(a) = known.get(key) {
+                                apis.extend(a.iter().map(String::as_str));
+                            }
                         }
+                        apis.into_iter().map(str::to_string).collect()
+                    })
+                    .collect()
+            });
+            for (i, apis) in active.into_iter().zip(served) {
+                let s = &mut states[i];
+                let guess = s.guess.as_ref().expect("set");
+                if &apis == guess {
+                    s.done = Some(true);
+                    // Kept for the next run: written only when they changed.
+                    let stack = stack_guesses
+                        .entry(s.signature.clone())
+                        .or_insert_with(|| cache.guess(&s.signature));
+                    let mut writes = Vec::new();
+                    if stack.as_ref() != Some(&apis) {
+                        *stack = Some(apis.clone());
+                        writes.push(s.signature.clone());
+                    }
+                    if s.own_guess.as_ref() != Some(&apis) {
+                        s.own_guess = Some(apis.clone());
+                        writes.push(cluster_guess(&s.signature, &clusters[i].name));
+                    }
+                    for sig in writes {
                         cache.set_guess(&sig, &apis).map_err(|source| Error::Io {
                             path: store.cache.clone(),
                             source,
@@ -302,6 +359,8 @@ pub fn hydrate(
     let mut distinct = BTreeSet::new();
     for (s, c) in states.into_iter().zip(clusters) {
         let guess = s.guess.unwrap_or_default();
+        // The keys of the last round are those of the final guess, in source order.
+        let mut keys = s.keys.into_iter();
         let mut outcomes = Vec::new();
         for app in &s.apps {
             let mut per = Vec::new();
@@ -313,13 +372,12 @@ pub fn hydrate(
                     },
                     Source::Chart(ch) => match &archives[&ch.key] {
                         Resolved::Unavailable(m) => Outcome::Unavailable(m.clone()),
-                        Resolved::Archive(a) => {
-                            let input = template_input(ch, a.sha256.clone(), app, c, &guess);
-                            let key = input.key();
+                        Resolved::Archive(_) => {
+                            let key = keys.next().expect("a key per chart source");
                             distinct.insert(key.clone());
                             match failed.get(&key) {
                                 Some(m) => Outcome::Failed {
-                                    chart: input.chart.clone(),
+                                    chart: format!("{}-{}", ch.chart.name, ch.chart.version),
                                     message: m.clone(),
                                 },
                                 None => Outcome::Cached(key),
@@ -410,7 +468,8 @@ fn directory_apis(s: &State, c: &ClusterInput<'_>) -> BTreeSet<String> {
     out
 }
 
-/// Runs one `helm template` and stores its objects; `Err` is helm's (or the output's) message.
+/// Runs one `helm template` and stores its objects; the API versions their CRDs serve, or
+/// helm's (or the output's) message.
 fn run_one(
     helm: &Helm,
     cache: &Cache,
@@ -418,7 +477,7 @@ fn run_one(
     key: &str,
     input: &TemplateInput,
     archive: &Path,
-) -> Result<(), String> {
+) -> Result<BTreeSet<String>, String> {
     let dir = tempfile::tempdir_in(tmp_root).map_err(|e| e.to_string())?;
     let mut files = Vec::new();
     for (i, v) in input.values.iter().enumerate() {
@@ -443,7 +502,8 @@ fn run_one(
     let crd_apis = hydrate::crd_api_versions(&objects);
     cache
         .store(key, &crd_apis, &objects)
-        .map_err(|e| format!("cannot write the hydration cache: {e}"))
+        .map_err(|e| format!("cannot write the hydration cache: {e}"))?;
+    Ok(crd_apis)
 }
 
 /// A cluster's objects, per app: loaded from the cache and the tree, namespaces filled in
