@@ -322,8 +322,9 @@ fn built_in_objects_are_checked_against_the_openapi_schema_of_the_clusters_kuber
     let f = fixture();
     f.write(
         "blueprints/metallb/manifests/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: metallb-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        imagePullPolicyy: Always\n        resources: {limits: {cpu: 1, memory: 64Mi}, requests: null}\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web, namespace: metallb-system}\nspec: {minAvailable: 1, selector: {matchLabels: {app: web}}}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: metallb-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        imagePullPolicyy: Always\n        resources: {limits: {cpu: 1, memory: 64Mi}, requests: null}\n---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web, namespace: metallb-system}\nspec: {minAvailable: 1, selector: {matchLabels: {app: web}}}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: listed, namespace: metallb-system}\n  data: {k: v}\n",
     );
+    // A `v1 List` is unwrapped by kubectl and Argo CD: not a finding itself.
     let (code, findings, _) = check(&f, "acme-prod");
     assert_eq!(code, 1);
     let bad = of_kind(&findings, "schema");

@@ -263,7 +263,10 @@ pub fn check(
     let minor = super::builtin::minor_of(kubernetes).unwrap_or_default();
     for o in &all {
         let group = o.id.group();
-        if !objects::is_builtin_group(group) || o.id.kind.is_empty() {
+        // A `v1 List` (or `ConfigMapList`, ...) is unwrapped by kubectl and Argo CD before
+        // anything is sent: not an object of the API.
+        if !objects::is_builtin_group(group) || o.id.kind.is_empty() || o.id.kind.ends_with("List")
+        {
             continue;
         }
         match builtin.lookup(&minor, &o.id.api_version, &o.id.kind) {
