@@ -816,3 +816,124 @@ fn ceph_tolerates_the_storage_nodes_taint() {
         "{tolerations:?}"
     );
 }
+
+#[test]
+fn cilium_reaches_the_api_server_through_kubeprism_with_no_per_cluster_address() {
+    let trees = render_examples();
+    for (name, tree) in &trees {
+        let cilium = values(tree, "cilium");
+        // Talos's Cilium and KubePrism guides: localhost:7445 on every node, never the
+        // VIP (it lives only while etcd and the API server on its holder do).
+        assert_eq!(cilium["k8sServiceHost"], "localhost", "{name}");
+        for role in ["controlplane", "worker"] {
+            let talos = docs(tree, &format!("talos/{role}.yaml")).remove(0);
+            let prism = &talos["machine"]["features"]["kubePrism"];
+            assert_eq!(prism["enabled"], true, "{name}/{role}");
+            assert_eq!(cilium["k8sServicePort"], prism["port"], "{name}/{role}");
+            // CoreDNS breaks when the host's DNS forwards and Cilium masquerades with BPF
+            // (Talos's Cilium guide, known issues).
+            assert_eq!(
+                talos["machine"]["features"]["hostDNS"]["forwardKubeDNSToHost"], true,
+                "{name}/{role}"
+            );
+            assert_ne!(cilium["bpf"]["masquerade"], true, "{name}/{role}");
+        }
+    }
+    // No address of its own: the clusters of one tier share Cilium's values.
+    assert_eq!(
+        text(&trees["acme-prod"], "values/cilium.yaml"),
+        text(&trees["initech-prod"], "values/cilium.yaml")
+    );
+}
+
+#[test]
+fn prometheus_scrapes_what_talos_runs() {
+    for (name, tree) in render_examples() {
+        let kps = values(&tree, "kube-prometheus-stack");
+        let cp = docs(&tree, "talos/controlplane.yaml").remove(0);
+        // Cilium replaces kube-proxy: no job that can never be up.
+        assert_eq!(cp["cluster"]["proxy"]["disabled"], true);
+        assert_eq!(kps["kubeProxy"]["enabled"], false, "{name}");
+        // The controller manager and the scheduler listen where Prometheus reaches them.
+        for part in ["controllerManager", "scheduler"] {
+            assert_eq!(
+                cp["cluster"][part]["extraArgs"]["bind-address"], "0.0.0.0",
+                "{name}/{part}"
+            );
+        }
+        assert_ne!(kps["kubeControllerManager"]["enabled"], false, "{name}");
+        assert_ne!(kps["kubeScheduler"]["enabled"], false, "{name}");
+        // etcd is a Talos service, not a pod: its metrics port on every control plane.
+        let metrics = cp["cluster"]["etcd"]["extraArgs"]["listen-metrics-urls"]
+            .as_str()
+            .unwrap();
+        assert_eq!(metrics, "http://0.0.0.0:2381", "{name}");
+        let mut want: Vec<String> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("talos/nodes/"))
+            .map(|p| docs(&tree, p))
+            .filter(|d| {
+                d[0]["machine"]["nodeLabels"]
+                    .get("node-role.kubernetes.io/control-plane")
+                    .is_some()
+            })
+            .map(|d| {
+                let link = d.iter().find(|x| x["kind"] == "LinkConfig").unwrap();
+                let addr = link["addresses"][0]["address"].as_str().unwrap();
+                addr.split('/').next().unwrap().to_string()
+            })
+            .collect();
+        want.sort();
+        let mut got: Vec<String> = kps["kubeEtcd"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn the_namespaces_that_need_privileged_pods_say_so_once() {
+    // PodSecurity admission enforces `baseline` (talos/controlplane.yaml): MetalLB's
+    // speaker, node-exporter and Ceph need `privileged`; kube-system (Cilium) is exempt.
+    for (name, tree) in render_examples() {
+        let cp = docs(&tree, "talos/controlplane.yaml").remove(0);
+        let psa = &cp["cluster"]["apiServer"]["admissionControl"][0]["configuration"];
+        assert_eq!(psa["defaults"]["enforce"], "baseline", "{name}");
+        assert_eq!(
+            psa["exemptions"]["namespaces"],
+            serde_json::json!(["kube-system"])
+        );
+        let mut labelled: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for path in tree.files.keys().filter(|p| p.starts_with("apps/")) {
+            let app = docs(&tree, path).remove(0);
+            let ns = app["spec"]["destination"]["namespace"].as_str().unwrap();
+            if let Some(meta) = app["spec"]["syncPolicy"].get("managedNamespaceMetadata") {
+                assert_eq!(
+                    meta["labels"]["pod-security.kubernetes.io/enforce"], "privileged",
+                    "{name}/{path}"
+                );
+                labelled
+                    .entry(ns.to_string())
+                    .or_default()
+                    .push(path.clone());
+            }
+        }
+        let namespaces: Vec<&String> = labelled.keys().collect();
+        assert_eq!(
+            namespaces,
+            ["metallb-system", "monitoring", "rook-ceph"],
+            "{name}: {labelled:?}"
+        );
+        for (ns, apps) in &labelled {
+            // One Application manages a namespace's metadata, the first one to sync.
+            assert_eq!(apps.len(), 1, "{name}/{ns}: {apps:?}");
+        }
+        assert_eq!(labelled["rook-ceph"], ["apps/rook-ceph.yaml"]);
+        assert_eq!(labelled["monitoring"], ["apps/kube-prometheus-stack.yaml"]);
+    }
+}

@@ -1,6 +1,7 @@
 //! The Talos configs of the example fleet: schema-valid documents, every node's complete
 //! config assembles and validates, and no rendered file holds a secret.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use kubeprint::fleet::{self, Checked};
@@ -125,7 +126,10 @@ fn the_configs_carry_the_cluster_facts() {
         cp["cluster"]["controlPlane"]["endpoint"],
         "https://10.40.1.10:6443"
     );
-    assert_eq!(cp["cluster"]["apiServer"]["certSANs"][0], "10.40.1.10");
+    // Talos adds the endpoint's host to the certificates itself (`talosctl gen config` no
+    // longer writes it since 1.12).
+    assert!(cp["cluster"]["apiServer"].get("certSANs").is_none());
+    assert!(cp["machine"].get("certSANs").is_none());
     let oidc = &cp["cluster"]["apiServer"]["extraArgs"];
     assert_eq!(oidc["oidc-client-id"], "kubernetes-initech");
     assert_eq!(oidc["oidc-groups-claim"], "groups");
@@ -177,7 +181,12 @@ fn the_configs_carry_the_cluster_facts() {
         &docs(tree("acme-prod"), "talos/nodes/acme-prod-cp-2.yaml")[0]["machine"]["nodeLabels"];
     assert_eq!(cp_labels["node-role.kubernetes.io/control-plane"], "");
     assert_eq!(cp_labels["topology.kubernetes.io/zone"], "AZ06");
-    assert_eq!(st[0]["machine"]["install"]["disk"], "/dev/sda");
+    // The install disk by its size, never by a kernel name (storage nodes have two disks).
+    assert!(st[0]["machine"]["install"].get("disk").is_none());
+    assert_eq!(
+        st[0]["machine"]["install"]["diskSelector"],
+        serde_json::json!({"size": "64GiB"})
+    );
     let kind = |k: &str| {
         st.iter()
             .find(|d| d["kind"] == k)
@@ -383,4 +392,316 @@ fn secrets_never_show_in_debug_output() {
         assert!(!debug.contains(s));
     }
     assert!(debug.contains("[redacted]"));
+}
+
+/// The directory of the DERIVED `talosctl gen config` reference files and their allow-list.
+const TALOS_GEN: &str = "tests/data/talos-gen";
+
+/// One entry of `tests/data/talos-gen/deviations.yaml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deviation {
+    #[serde(default)]
+    doc: Option<serde_json::Value>,
+    #[serde(default)]
+    path: Option<String>,
+    kind: String,
+    roles: Vec<String>,
+    #[serde(default)]
+    value: Option<serde_json::Value>,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default)]
+    only_kubeprint_role: Option<String>,
+    #[serde(default)]
+    from_spec: bool,
+    why: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretPath {
+    path: String,
+    bundle: String,
+    roles: Vec<String>,
+    #[serde(default)]
+    worker_value: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deviations {
+    secret_paths: Vec<SecretPath>,
+    deviations: Vec<Deviation>,
+}
+
+impl Deviation {
+    fn covers(&self, doc: &str, pointer: &str) -> bool {
+        let doc_ok = match &self.doc {
+            None => doc == "v1alpha1",
+            Some(serde_json::Value::String(k)) => k == doc,
+            Some(serde_json::Value::Array(ks)) => ks.iter().any(|k| k == doc),
+            Some(other) => panic!("deviations.yaml: `doc: {other}`"),
+        };
+        let path_ok = match &self.path {
+            None => true,
+            Some(p) => pointer == p || pointer.starts_with(&format!("{p}/")),
+        };
+        doc_ok && path_ok
+    }
+}
+
+/// Leaves of a document as JSON Pointer → value; lists are leaves, empty maps and lists
+/// count as absent (Talos encodes them with omitempty).
+fn leaves(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, c) in m {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                leaves(c, &format!("{prefix}/{key}"), out);
+            }
+        }
+        serde_json::Value::Array(a) if a.is_empty() => {}
+        _ => {
+            out.insert(prefix.to_string(), v.clone());
+        }
+    }
+}
+
+/// Documents by kind (`v1alpha1` for the one without `kind`), each as its leaves.
+fn doc_leaves(docs: &[yaml::Value]) -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    for d in docs {
+        let kind = d
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("v1alpha1")
+            .to_string();
+        let mut l = BTreeMap::new();
+        leaves(d, "", &mut l);
+        assert!(
+            out.insert(kind.clone(), l).is_none(),
+            "two {kind} documents"
+        );
+    }
+    out
+}
+
+#[test]
+fn the_configs_keep_every_default_of_talosctl_gen_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(TALOS_GEN);
+    let text = std::fs::read_to_string(root.join("deviations.yaml")).unwrap();
+    let (list, _): (Deviations, _) = yaml::from_str("deviations.yaml", &text).unwrap();
+    for d in &list.deviations {
+        assert!(
+            ["override", "omitted", "added"].contains(&d.kind.as_str()) && !d.why.is_empty(),
+            "deviations.yaml: {:?}",
+            d.path
+        );
+    }
+    let checked = checked();
+    let ids = demo_identity();
+    let mut used = vec![false; list.deviations.len()];
+    let mut problems = std::collections::BTreeSet::new();
+    for (name, tree) in trees(&checked) {
+        let spec = &checked.fleet.clusters[&name].value;
+        let version = &spec.versions.talos;
+        for node in spec.node_views() {
+            let kp_role = talos_role_file(node.role);
+            let gen_role = if node.role == Role::ControlPlane {
+                "controlplane"
+            } else {
+                "worker"
+            };
+            let text = std::fs::read_to_string(root.join(version).join(format!("{gen_role}.yaml")))
+                .unwrap_or_else(|_| {
+                    panic!("no `talosctl gen config` reference for Talos {version}")
+                });
+            let text = text
+                .replace("${CLUSTER_NAME}", &spec.name)
+                .replace("${ENDPOINT}", &spec.network.api_endpoint)
+                .replace("${KUBERNETES_VERSION}", &spec.versions.kubernetes);
+            let reference: Vec<yaml::Value> = yaml::parse_all("reference", &text)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.value)
+                .collect();
+            let mut reference = doc_leaves(&reference);
+            // Secrets: where the reference has them, the assembled config has them.
+            let full = talos::node_config(&checked, &name, &node.host.name, &ids).unwrap();
+            let full: Vec<yaml::Value> = yaml::parse_all("config", full.expose())
+                .unwrap()
+                .into_iter()
+                .map(|d| d.value)
+                .collect();
+            let v1 = reference.get_mut("v1alpha1").unwrap();
+            let secret_leaves: Vec<(String, String)> = v1
+                .iter()
+                .filter_map(|(p, v)| {
+                    let s = v.as_str()?;
+                    let inner = s.strip_prefix("${SECRET:")?.strip_suffix('}')?;
+                    Some((p.clone(), inner.to_string()))
+                })
+                .collect();
+            for (pointer, bundle_path) in &secret_leaves {
+                let entry = list
+                    .secret_paths
+                    .iter()
+                    .find(|s| &s.path == pointer)
+                    .unwrap_or_else(|| panic!("{pointer} is not in secret_paths"));
+                assert_eq!(&entry.bundle, bundle_path, "{pointer}");
+                assert!(entry.roles.iter().any(|r| r == gen_role), "{pointer}");
+                let got = full[0]
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                assert!(
+                    !got.is_empty(),
+                    "{name}/{}: no secret at {pointer}",
+                    node.host.name
+                );
+                v1.remove(pointer);
+            }
+            for entry in list
+                .secret_paths
+                .iter()
+                .filter(|s| s.worker_value.is_some())
+            {
+                if gen_role == "worker" {
+                    assert_eq!(
+                        v1.remove(&entry.path).as_ref().and_then(|v| v.as_str()),
+                        entry.worker_value.as_deref(),
+                        "{}",
+                        entry.path
+                    );
+                    assert_eq!(
+                        full[0].pointer(&entry.path).and_then(|v| v.as_str()),
+                        entry.worker_value.as_deref(),
+                        "{name}/{}: {}",
+                        node.host.name,
+                        entry.path
+                    );
+                }
+            }
+            for entry in &list.secret_paths {
+                if entry.roles.iter().any(|r| r == gen_role) {
+                    assert!(
+                        secret_leaves.iter().any(|(p, _)| p == &entry.path),
+                        "secret_paths lists {} for {gen_role}, the reference does not",
+                        entry.path
+                    );
+                }
+            }
+
+            // What kubeprint renders for this node: base of its role + its patch.
+            let base_path = format!("talos/{kp_role}.yaml");
+            let mut base = docs(&tree, &base_path);
+            let patch = docs(&tree, &format!("talos/nodes/{}.yaml", node.host.name));
+            let mut rendered = vec![base.remove(0)];
+            for p in patch {
+                if p.get("kind").is_none() {
+                    kubeprint::talos::assemble::merge(&mut rendered[0], &p);
+                } else {
+                    rendered.push(p);
+                }
+            }
+            let rendered = doc_leaves(&rendered);
+
+            let applies = |d: &Deviation| {
+                d.roles.iter().any(|r| r == gen_role)
+                    && d.only_kubeprint_role
+                        .as_deref()
+                        .is_none_or(|r| r == kp_role)
+                    && match d.when.as_deref() {
+                        None => true,
+                        Some("sso") => spec.sso.is_some(),
+                        Some(w) => panic!("deviations.yaml: `when: {w}`"),
+                    }
+            };
+            let at = format!("{name} {kp_role} nodes (Talos {version})");
+            let empty = BTreeMap::new();
+            let kinds: std::collections::BTreeSet<&String> =
+                reference.keys().chain(rendered.keys()).collect();
+            for kind in kinds {
+                let r = reference.get(kind).unwrap_or(&empty);
+                let k = rendered.get(kind).unwrap_or(&empty);
+                for (pointer, want) in r {
+                    let got = k.get(pointer);
+                    if got == Some(want) {
+                        continue;
+                    }
+                    let hit = list.deviations.iter().position(|d| {
+                        applies(d)
+                            && d.covers(kind, pointer)
+                            && match d.kind.as_str() {
+                                "omitted" => got.is_none(),
+                                "override" => got.is_some(),
+                                _ => false,
+                            }
+                    });
+                    match hit {
+                        Some(i) => used[i] = true,
+                        None => {
+                            problems.insert(format!(
+                                "{at}: {kind} {pointer}: `talosctl gen config` has {want}, kubeprint {}",
+                                got.map_or("nothing".to_string(), |g| g.to_string())
+                            ));
+                        }
+                    }
+                }
+                for (pointer, got) in k {
+                    let want = r.get(pointer);
+                    if want == Some(got) {
+                        if let Some(i) = list
+                            .deviations
+                            .iter()
+                            .position(|d| d.from_spec && applies(d) && d.covers(kind, pointer))
+                        {
+                            used[i] = true;
+                        }
+                        continue;
+                    }
+                    if want.is_some() {
+                        continue; // an override, checked above
+                    }
+                    let hit = list.deviations.iter().position(|d| {
+                        applies(d)
+                            && d.covers(kind, pointer)
+                            && matches!(d.kind.as_str(), "added" | "override")
+                    });
+                    match hit {
+                        Some(i) => {
+                            used[i] = true;
+                            if let Some(v) = &list.deviations[i].value
+                                && v != got
+                            {
+                                problems.insert(format!(
+                                    "{at}: {kind} {pointer}: deviations.yaml says {v}, kubeprint renders {got}"
+                                ));
+                            }
+                        }
+                        None => {
+                            problems.insert(format!(
+                                "{at}: {kind} {pointer}: kubeprint renders {got}, which `talosctl gen config` does not and deviations.yaml does not list"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (i, d) in list.deviations.iter().enumerate() {
+        if !used[i] && !d.from_spec {
+            problems.insert(format!(
+                "deviations.yaml: no node of the example fleet needs {:?} {:?}: remove it",
+                d.doc, d.path
+            ));
+        }
+    }
+    let problems: Vec<String> = problems.into_iter().collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn talos_role_file(role: Role) -> &'static str {
+    kubeprint::render::talos::role_file(role)
 }

@@ -349,3 +349,26 @@ fn rekey_reencrypts_to_the_current_recipients_without_changing_a_secret() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(fleet.sops_decrypt(BUNDLE, "ops.txt"), before);
 }
+
+#[test]
+fn an_install_disk_by_a_stable_path_is_rendered_as_it_is() {
+    let fleet = Fleet::example();
+    fleet.edit(
+        "overlays/clusters/acme-prod.yaml",
+        "{name: acme-prod-st-1, zone: AZ05, address: 10.20.5.21}",
+        "{name: acme-prod-st-1, zone: AZ05, address: 10.20.5.21, installDisk: /dev/disk/by-path/pci-0000:00:10.0-scsi-0:0:0:0}",
+    );
+    let out = fleet.run(&["render", "--cluster", "acme-prod", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let patch = fleet.read("out/acme-prod/talos/nodes/acme-prod-st-1.yaml");
+    assert!(
+        patch.contains("disk: /dev/disk/by-path/pci-0000:00:10.0-scsi-0:0:0:0"),
+        "{patch}"
+    );
+    assert!(!patch.contains("diskSelector"), "{patch}");
+    let other = fleet.read("out/acme-prod/talos/nodes/acme-prod-st-2.yaml");
+    assert!(
+        other.contains("diskSelector:\n      size: 64GiB"),
+        "{other}"
+    );
+}

@@ -199,7 +199,7 @@ struct TemplateNode<'a> {
     role: &'static str,
     zone: &'a str,
     address: &'a str,
-    install_disk: &'a str,
+    install_disk: Option<&'a str>,
     max_pods: u32,
     vcpu: u32,
     #[serde(rename = "memoryGiB")]

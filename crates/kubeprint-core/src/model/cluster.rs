@@ -85,19 +85,18 @@ pub struct Pool {
     /// Pods per node (kubelet `maxPods`); the offering allows at most 110.
     #[serde(default = "default_max_pods")]
     pub max_pods: u32,
-    /// The disk Talos installs to, unless a host says otherwise.
-    #[serde(default = "default_install_disk")]
-    pub install_disk: String,
+    /// The disk Talos installs to, as a stable path (`/dev/disk/by-id/...`,
+    /// `/dev/disk/by-path/...`), unless a host says otherwise. Default: the disk whose size
+    /// is the node's `osDiskGiB` (Talos `machine.install.diskSelector`), never a kernel name
+    /// such as `/dev/sda`, which follows the order disks are probed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_disk: Option<String>,
     /// The hosts, one entry per VM.
     pub hosts: Vec<Host>,
 }
 
 fn default_max_pods() -> u32 {
     110
-}
-
-fn default_install_disk() -> String {
-    "/dev/sda".into()
 }
 
 /// One VM of a pool.
@@ -113,7 +112,7 @@ pub struct Host {
     /// A size for this host only (a warning when workers differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Size>,
-    /// The install disk for this host only.
+    /// The install disk for this host only (a stable `/dev/disk/by-*` path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_disk: Option<String>,
 }
@@ -353,7 +352,8 @@ pub struct NodeView<'a> {
     pub role: Role,
     pub host: &'a Host,
     pub size: &'a Size,
-    pub install_disk: &'a str,
+    /// The install disk's stable path; `None`: selected by the size `size.osDiskGiB`.
+    pub install_disk: Option<&'a str>,
     pub max_pods: u32,
     /// The span path of the host entry, for error locations.
     pub path: String,
@@ -379,7 +379,10 @@ impl ClusterSpec {
                     role,
                     host,
                     size: host.size.as_ref().unwrap_or(&pool.size),
-                    install_disk: host.install_disk.as_deref().unwrap_or(&pool.install_disk),
+                    install_disk: host
+                        .install_disk
+                        .as_deref()
+                        .or(pool.install_disk.as_deref()),
                     max_pods: pool.max_pods,
                     path: format!("{path}.hosts[{i}]"),
                 });

@@ -145,6 +145,11 @@ pub struct ComponentSpec {
     /// Argo CD sync options of its Applications (e.g. `ServerSideApply=true`).
     #[serde(default)]
     pub sync_options: Vec<String>,
+    /// Labels of its namespace (e.g. `pod-security.kubernetes.io/enforce: privileged`).
+    /// The first Application of the namespace (lowest sync wave) sets the labels of every
+    /// component of that namespace, through Argo CD's `managedNamespaceMetadata`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_labels: BTreeMap<String, String>,
     /// Static default Helm values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]

@@ -243,7 +243,7 @@ pub fn check_install_disk(s: &str) -> Result<(), Invalid> {
     } else {
         invalid(
             format!("{} is not a disk device", shown(s)),
-            "write the device path, e.g. `/dev/sda` or `/dev/disk/by-id/...`",
+            "write a stable device path, e.g. `/dev/disk/by-id/...` or `/dev/disk/by-path/...`",
         )
     }
 }

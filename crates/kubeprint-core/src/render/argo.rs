@@ -28,7 +28,7 @@ fn metadata(plan: &ClusterPlan, name: &str, wave: Option<i32>, component: Option
     m
 }
 
-fn sync_policy(options: &[String]) -> Value {
+fn sync_policy(options: &[String], namespace_labels: Option<Value>) -> Value {
     let mut opts = vec!["CreateNamespace=true".to_string()];
     opts.extend(
         options
@@ -36,11 +36,39 @@ fn sync_policy(options: &[String]) -> Value {
             .filter(|o| !o.starts_with("CreateNamespace="))
             .cloned(),
     );
-    json!({
+    let mut policy = json!({
         "automated": { "prune": true, "selfHeal": true },
         "syncOptions": opts,
         "retry": { "limit": 5, "backoff": { "duration": "10s", "factor": 2, "maxDuration": "3m" } },
-    })
+    });
+    if let Some(labels) = namespace_labels {
+        policy["managedNamespaceMetadata"] = json!({ "labels": labels });
+    }
+    policy
+}
+
+/// The labels the Application of `component` sets on its namespace, if it is the
+/// namespace's first Application: the union of the `namespaceLabels` of every component
+/// of the namespace. Only one Application manages a namespace's metadata: Argo CD tracks
+/// a namespace with `managedNamespaceMetadata` as a resource of the app, and two apps
+/// tracking one object fight over it (SharedResourceWarning).
+fn namespace_labels(plan: &ClusterPlan, component: &Component, manifests: bool) -> Option<Value> {
+    let namespace = &component.spec.value.namespace;
+    let mut same = plan
+        .components
+        .iter()
+        .map(|pc| pc.component)
+        .filter(|c| &c.spec.value.namespace == namespace);
+    let first = same.next()?;
+    // The first component's chart app, or its manifests app when it has no chart.
+    let owner = first.name == component.name && manifests == first.spec.value.chart.is_none();
+    let mut labels = serde_json::Map::new();
+    for c in std::iter::once(first).chain(same) {
+        for (k, v) in &c.spec.value.namespace_labels {
+            labels.insert(k.clone(), json!(v));
+        }
+    }
+    (owner && !labels.is_empty()).then_some(Value::Object(labels))
 }
 
 fn destination(namespace: &str) -> Value {
@@ -75,7 +103,7 @@ pub fn chart_application(
                 },
                 { "repoURL": repo.url, "targetRevision": repo.branch, "ref": "values" },
             ],
-            "syncPolicy": sync_policy(&spec.sync_options),
+            "syncPolicy": sync_policy(&spec.sync_options, namespace_labels(plan, component, false)),
         },
     })
 }
@@ -98,7 +126,7 @@ pub fn manifests_application(plan: &ClusterPlan, component: &Component, dir: &st
                 "path": dir,
                 "directory": { "recurse": true },
             },
-            "syncPolicy": sync_policy(&spec.sync_options),
+            "syncPolicy": sync_policy(&spec.sync_options, namespace_labels(plan, component, true)),
         },
     })
 }

@@ -3,9 +3,12 @@
 //!
 //! Files (under `talos/`):
 //! - `controlplane.yaml`, `worker.yaml`, `storage.yaml` (production only): the `v1alpha1`
-//!   document of each role with every secret field left out, and a header saying so;
+//!   document of each role with every secret field left out, and a header saying so. They
+//!   keep every default of `talosctl gen config` for the Talos version unless the offering
+//!   says otherwise (docs/talos.md; `tests/data/talos-gen/deviations.yaml` lists each
+//!   difference and a test holds it);
 //! - `nodes/<hostname>.yaml`: the node's patch: a partial `v1alpha1` document (install
-//!   disk, node labels, the storage nodes' taint) followed by the network documents (`HostnameConfig`,
+//!   disk by a stable path or by its size, node labels, the storage nodes' taint) followed by the network documents (`HostnameConfig`,
 //!   `LinkAliasConfig`, `LinkConfig` with the static address and default route,
 //!   `ResolverConfig`, and on control planes a `Layer2VIPConfig` when the API endpoint is
 //!   an address of the node subnet). Talos 1.12 and 1.13 both keep only `kubespan` under
@@ -145,28 +148,63 @@ fn installer_image(plan: &ClusterPlan) -> Result<String> {
     }
 }
 
+/// The PodSecurity admission configuration `talosctl gen config` writes (Talos 1.12 and
+/// 1.13, `generate/init.go`): `baseline` enforced, `restricted` audited and warned,
+/// `kube-system` exempt. Platform namespaces whose pods need more carry
+/// `pod-security.kubernetes.io/enforce: privileged` (the blueprints' `namespaceLabels`).
+fn pod_security_admission() -> Value {
+    json!([{
+        "name": "PodSecurity",
+        "configuration": {
+            "apiVersion": "pod-security.admission.config.k8s.io/v1alpha1",
+            "defaults": {
+                "audit": "restricted",
+                "audit-version": "latest",
+                "enforce": "baseline",
+                "enforce-version": "latest",
+                "warn": "restricted",
+                "warn-version": "latest",
+            },
+            "exemptions": {
+                "namespaces": ["kube-system"],
+                "runtimeClasses": [],
+                "usernames": [],
+            },
+            "kind": "PodSecurityConfiguration",
+        },
+    }])
+}
+
+/// The port etcd serves its metrics on (plain HTTP, metrics only), for Prometheus.
+pub const ETCD_METRICS_PORT: u16 = 2381;
+
 fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -> Value {
     let spec = &plan.spec.value;
     let net = &spec.network;
     let k8s = &spec.versions.kubernetes;
-    let host = endpoint_host(&net.api_endpoint);
     let control_plane = role == Role::ControlPlane;
 
+    // The defaults of `talosctl gen config` (docs/talos.md), then the offering's own.
     let mut machine = json!({
         "type": if control_plane { "controlplane" } else { "worker" },
         "kubelet": {
             "image": format!("ghcr.io/siderolabs/kubelet:v{k8s}"),
+            "defaultRuntimeSeccompProfileEnabled": true,
+            "disableManifestsDirectory": true,
             "extraConfig": {"maxPods": max_pods},
             "nodeIP": {"validSubnets": [net.node_subnet]},
         },
-        "install": {"image": installer, "wipe": false},
+        "install": {"image": installer, "wipe": false, "grubUseUKICmdline": true},
         "features": {
             "diskQuotaSupport": true,
-            "kubePrism": {"enabled": true, "port": 7445},
+            "kubePrism": {"enabled": true, "port": KUBEPRISM_PORT},
+            // Cilium keeps `bpf.masquerade` off, which forwarding to the host's DNS needs.
+            "hostDNS": {"enabled": true, "forwardKubeDNSToHost": true},
         },
     });
     if control_plane {
-        machine["certSANs"] = json!([host]);
+        machine["nodeLabels"] =
+            json!({"node.kubernetes.io/exclude-from-external-load-balancers": ""});
     }
 
     let mut cluster = json!({
@@ -184,7 +222,12 @@ fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -
     if control_plane {
         let mut api_server = json!({
             "image": format!("registry.k8s.io/kube-apiserver:v{k8s}"),
-            "certSANs": [host],
+            "admissionControl": pod_security_admission(),
+            "auditPolicy": {
+                "apiVersion": "audit.k8s.io/v1",
+                "kind": "Policy",
+                "rules": [{"level": "Metadata"}],
+            },
         });
         if let Some(sso) = &spec.sso {
             api_server["extraArgs"] = json!({
@@ -195,12 +238,42 @@ fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -
             });
         }
         cluster["apiServer"] = api_server;
-        cluster["controllerManager"] =
-            json!({"image": format!("registry.k8s.io/kube-controller-manager:v{k8s}")});
-        cluster["scheduler"] = json!({"image": format!("registry.k8s.io/kube-scheduler:v{k8s}")});
-        cluster["etcd"] = json!({"advertisedSubnets": [net.node_subnet]});
+        // Prometheus scrapes both on the node address (Talos binds them to 127.0.0.1).
+        cluster["controllerManager"] = json!({
+            "image": format!("registry.k8s.io/kube-controller-manager:v{k8s}"),
+            "extraArgs": {"bind-address": "0.0.0.0"},
+        });
+        cluster["scheduler"] = json!({
+            "image": format!("registry.k8s.io/kube-scheduler:v{k8s}"),
+            "extraArgs": {"bind-address": "0.0.0.0"},
+        });
+    }
+    // Discovery through Sidero's service registry (nodes reach discovery.talos.dev:443):
+    // KubePrism on every node learns every control plane from it. The Kubernetes registry
+    // stays off, as generated: it does not work since Kubernetes 1.32.
+    cluster["discovery"] = json!({
+        "enabled": true,
+        "registries": {"kubernetes": {"disabled": true}, "service": {}},
+    });
+    if control_plane {
+        cluster["etcd"] = json!({
+            "advertisedSubnets": [net.node_subnet],
+            "extraArgs": {"listen-metrics-urls": format!("http://0.0.0.0:{ETCD_METRICS_PORT}")},
+        });
     }
     json!({"version": "v1alpha1", "debug": false, "machine": machine, "cluster": cluster})
+}
+
+/// Talos's local load balancer of the API server on every node (KubePrism): what Cilium
+/// talks to (`k8sServiceHost: localhost`, `k8sServicePort: 7445`).
+pub const KUBEPRISM_PORT: u16 = 7445;
+
+/// The install disk of a node: its stable path, or the disk of its OS disk size.
+fn install_disk(node: &NodeView) -> Value {
+    match node.install_disk {
+        Some(path) => json!({"disk": path}),
+        None => json!({"diskSelector": {"size": format!("{}GiB", node.size.os_disk_gib)}}),
+    }
 }
 
 fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
@@ -220,7 +293,7 @@ fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
         role => labels.insert(ROLE_LABEL.into(), json!(role.as_str())),
     };
     let mut machine = json!({
-        "install": {"disk": node.install_disk},
+        "install": install_disk(node),
         "nodeLabels": labels,
     });
     if node.role == Role::Storage {

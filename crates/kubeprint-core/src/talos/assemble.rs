@@ -80,8 +80,9 @@ fn secrets_patch(b: &Bundle, role: Role) -> Value {
     })
 }
 
-/// Maps merge key by key; anything else replaces.
-fn merge(base: &mut Value, patch: &Value) {
+/// Merges a patch document over a base document as `kubeprint talos config` does: maps
+/// merge key by key; lists and scalars replace.
+pub fn merge(base: &mut Value, patch: &Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {

@@ -22,13 +22,17 @@ pub(super) fn check(v: &mut Checker) {
     let cp = &c.nodes.control_plane;
     // Sizes.
     for node in c.node_views() {
-        if let Err(e) = crate::model::names::check_install_disk(node.install_disk) {
-            let at = if node.host.install_disk.is_some() {
-                format!("{}.installDisk", node.path)
-            } else {
-                pool_path(&node.path) + ".installDisk"
-            };
-            v.error(&at, e.message, e.hint);
+        let disk_path = if node.host.install_disk.is_some() {
+            format!("{}.installDisk", node.path)
+        } else {
+            pool_path(&node.path) + ".installDisk"
+        };
+        let mut disk_ok = true;
+        if let Some(disk) = node.install_disk
+            && let Err(e) = crate::model::names::check_install_disk(disk)
+        {
+            v.error(&disk_path, e.message, e.hint);
+            disk_ok = false;
         }
         let (min, what) = match node.role {
             Role::ControlPlane => (CONTROL_PLANE_MIN, "control-plane node"),
@@ -52,6 +56,27 @@ pub(super) fn check(v: &mut Checker) {
                 ),
                 "use more workers instead",
             );
+        }
+        // The install disk: a stable path, or selected by size (Talos `diskSelector`).
+        match node.install_disk {
+            Some(disk) if disk_ok && !disk.starts_with("/dev/disk/by-") => {
+                v.error(
+                    &disk_path,
+                    format!(
+                        "`{disk}` is a kernel name, which follows the order the disks are probed in and can change between boots"
+                    ),
+                    "leave `installDisk` out (the disk of `osDiskGiB` is selected by its size) or give a stable `/dev/disk/by-id/...` or `/dev/disk/by-path/...` path",
+                );
+            }
+            None if node.size.ceph_disk_gib == Some(node.size.os_disk_gib) => v.error(
+                &size_path,
+                format!(
+                    "the install disk is selected by its size, and the Ceph disk has the same size ({} GiB)",
+                    node.size.os_disk_gib
+                ),
+                "make the two disks differ in size, or give `installDisk` as a stable `/dev/disk/by-id/...` path",
+            ),
+            _ => {}
         }
         let ceph_min = match (node.role, v.tier.kind) {
             (Role::Storage, TierKind::Production) | (Role::Worker, TierKind::Devtest) => {

@@ -156,6 +156,37 @@ fn a_talos_version_without_an_installer() {
 }
 
 #[test]
+fn an_install_disk_by_kernel_name() {
+    // `/dev/sdb` may be the Ceph disk after the next boot: kernel names follow probe order.
+    insta::assert_snapshot!(
+        edit(
+            ACME,
+            "    size: {vcpu: 12, memoryGiB: 24, osDiskGiB: 64, cephDiskGiB: 500}\n",
+            "    size: {vcpu: 12, memoryGiB: 24, osDiskGiB: 64, cephDiskGiB: 500}\n    installDisk: /dev/sda\n",
+        ),
+        @"
+    error: overlays/clusters/acme-prod.yaml:18:5: `/dev/sda` is a kernel name, which follows the order the disks are probed in and can change between boots
+      hint: leave `installDisk` out (the disk of `osDiskGiB` is selected by its size) or give a stable `/dev/disk/by-id/...` or `/dev/disk/by-path/...` path
+    "
+    );
+}
+
+#[test]
+fn an_install_disk_selected_by_a_size_the_ceph_disk_shares() {
+    insta::assert_snapshot!(
+        edit(
+            GLOBEX,
+            "osDiskGiB: 64, cephDiskGiB: 300}",
+            "osDiskGiB: 300, cephDiskGiB: 300}",
+        ),
+        @"
+    error: overlays/clusters/globex-dev.yaml:15:5: the install disk is selected by its size, and the Ceph disk has the same size (300 GiB)
+      hint: make the two disks differ in size, or give `installDisk` as a stable `/dev/disk/by-id/...` path
+    "
+    );
+}
+
+#[test]
 fn a_duplicate_node_address() {
     insta::assert_snapshot!(
         edit(ACME, "address: 10.20.5.32}", "address: 10.20.5.31}"),
