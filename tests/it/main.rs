@@ -9,11 +9,13 @@
 
 mod support;
 
+mod argo;
 mod cli;
 mod dashboard;
 mod diff;
 mod fuzz;
 mod hydrate;
+mod hydrated;
 mod inject;
 mod layering;
 mod limits;

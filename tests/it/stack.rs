@@ -82,12 +82,13 @@ fn waves(tree: &RenderedTree) -> BTreeMap<String, i64> {
     tree.files
         .keys()
         .filter(|p| p.starts_with("apps/") && *p != "apps/root.yaml")
-        .map(|p| {
-            let app = docs(tree, p).remove(0);
+        .map(|p| docs(tree, p).remove(0))
+        .filter(|app| app["kind"] == "Application")
+        .map(|app| {
             let name = app["metadata"]["name"].as_str().unwrap().to_string();
             let wave = app["metadata"]["annotations"][SYNC_WAVE]
                 .as_str()
-                .unwrap_or_else(|| panic!("{p} has a sync wave"))
+                .unwrap_or_else(|| panic!("{} has a sync wave", app["metadata"]["name"]))
                 .parse()
                 .unwrap();
             (name, wave)
@@ -911,6 +912,9 @@ fn the_namespaces_that_need_privileged_pods_say_so_once() {
         let mut labelled: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for path in tree.files.keys().filter(|p| p.starts_with("apps/")) {
             let app = docs(&tree, path).remove(0);
+            if app["kind"] != "Application" {
+                continue;
+            }
             let ns = app["spec"]["destination"]["namespace"].as_str().unwrap();
             if let Some(meta) = app["spec"]["syncPolicy"].get("managedNamespaceMetadata") {
                 assert_eq!(

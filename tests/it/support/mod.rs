@@ -13,6 +13,7 @@ pub fn repo() -> &'static Path {
 pub const TODAY: &str = "2026-11-25";
 
 pub mod git;
+pub mod helm;
 pub mod kube;
 
 /// A copy of the example fleet's inputs in a temporary directory, to edit and run on.

@@ -233,6 +233,11 @@ pub struct Tenant {
     /// Registries the tenant may pull from besides the cluster's Harbor.
     #[serde(default)]
     pub registries: Vec<String>,
+    /// Git (or Helm) repositories the tenant's Argo CD Applications may use (its AppProject
+    /// `tenant-<name>`, whose Applications reach only the tenant's namespaces). None: the
+    /// tenant's project admits no source yet.
+    #[serde(default)]
+    pub repos: Vec<String>,
     /// Resource quota of the whole tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,

@@ -67,7 +67,8 @@ pub struct FleetSettings {
     /// The namespace Argo CD runs in on every cluster.
     #[serde(default = "default_argocd_namespace")]
     pub argocd_namespace: String,
-    /// The Argo CD project the platform applications belong to.
+    /// The Argo CD project the platform applications belong to; kubeprint renders it
+    /// (`apps/project-<name>.yaml`: the catalog's chart repositories and the cluster's own).
     #[serde(default = "default_project")]
     pub argocd_project: String,
     /// Contact address for ACME certificates.
@@ -86,7 +87,7 @@ fn default_argocd_namespace() -> String {
 }
 
 fn default_project() -> String {
-    "default".into()
+    "platform".into()
 }
 
 /// A tier overlay (`overlays/tiers/<name>.yaml`).
@@ -150,6 +151,16 @@ pub struct ComponentSpec {
     /// component of that namespace, through Argo CD's `managedNamespaceMetadata`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub namespace_labels: BTreeMap<String, String>,
+    /// The cluster stands on it (the CNI, the storage, Argo CD itself): deleting or renaming
+    /// its Application never deletes what it installed (no resources finalizer), and the
+    /// app of apps never prunes or deletes the Application (`Prune=false,Delete=false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
+    /// Secrets of its namespace it reads and the cluster must hold: never rendered, listed
+    /// in the cluster's README.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<RequiredSecret>,
+
     /// Static default Helm values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
@@ -158,6 +169,22 @@ pub struct ComponentSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// A Secret a component reads, which the cluster must hold (created by whoever bootstraps
+/// the cluster; kubeprint never renders a Secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequiredSecret {
+    /// Its name, in the component's namespace.
+    pub name: String,
+    /// The keys it must have.
+    pub keys: Vec<String>,
+    /// Labels it must carry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// What it is for.
+    pub description: String,
 }
 
 /// A component with its templates.

@@ -1,4 +1,10 @@
-//! Argo CD Applications: the root app of apps and one Application per component.
+//! Argo CD objects of a cluster: the root app of apps, one Application per component, the
+//! platform's AppProject and one AppProject per tenant.
+//!
+//! Deletion: an ordinary component's Application carries the resources finalizer (deleting
+//! it deletes what it installed). A `critical` component's (the CNI, the storage, Argo CD)
+//! and the root app do not, and the critical ones are never pruned or deleted by the app
+//! of apps (`Prune=false,Delete=false`): deleting or renaming `root` leaves the cluster up.
 
 use serde_json::json;
 
@@ -9,7 +15,36 @@ use crate::yaml::Value;
 /// The label every rendered object carries to name its cluster.
 pub const CLUSTER_LABEL: &str = "kubeprint.io/cluster";
 
-fn metadata(plan: &ClusterPlan, name: &str, wave: Option<i32>, component: Option<&str>) -> Value {
+/// The finalizer that makes deleting an Application delete its resources.
+pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+
+/// Per-object sync options (an annotation Argo CD reads on any object).
+pub const SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
+
+/// What a critical object carries: never pruned, never deleted by Argo CD.
+pub const KEEP: &str = "Prune=false,Delete=false";
+
+/// The sync wave of the AppProjects: before every Application that names them.
+pub const PROJECT_WAVE: i32 = -200;
+
+/// How a rendered Argo CD object may be deleted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deletion {
+    /// Deleting the Application deletes its resources.
+    Cascade,
+    /// Deleting the Application leaves its resources.
+    Orphan,
+    /// As `Orphan`, and the app of apps never prunes or deletes the object itself.
+    Keep,
+}
+
+fn metadata(
+    plan: &ClusterPlan,
+    name: &str,
+    wave: Option<i32>,
+    component: Option<&str>,
+    deletion: Deletion,
+) -> Value {
     let mut labels = serde_json::Map::new();
     labels.insert("app.kubernetes.io/managed-by".into(), json!("kubeprint"));
     labels.insert(CLUSTER_LABEL.into(), json!(plan.name()));
@@ -21,11 +56,28 @@ fn metadata(plan: &ClusterPlan, name: &str, wave: Option<i32>, component: Option
         "namespace": plan.fleet.settings.value.argocd_namespace,
         "labels": labels,
     });
+    let mut annotations = serde_json::Map::new();
     if let Some(w) = wave {
-        m["annotations"] = json!({ "argocd.argoproj.io/sync-wave": w.to_string() });
+        annotations.insert("argocd.argoproj.io/sync-wave".into(), json!(w.to_string()));
     }
-    m["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
+    if deletion == Deletion::Keep {
+        annotations.insert(SYNC_OPTIONS.into(), json!(KEEP));
+    }
+    if !annotations.is_empty() {
+        m["annotations"] = Value::Object(annotations);
+    }
+    if deletion == Deletion::Cascade {
+        m["finalizers"] = json!([RESOURCES_FINALIZER]);
+    }
     m
+}
+
+fn deletion_of(component: &Component) -> Deletion {
+    if component.spec.value.critical {
+        Deletion::Keep
+    } else {
+        Deletion::Cascade
+    }
 }
 
 fn sync_policy(options: &[String], namespace_labels: Option<Value>) -> Value {
@@ -87,7 +139,7 @@ pub fn chart_application(
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": metadata(plan, &component.name, Some(spec.sync_wave), Some(&component.name)),
+        "metadata": metadata(plan, &component.name, Some(spec.sync_wave), Some(&component.name), deletion_of(component)),
         "spec": {
             "project": plan.fleet.settings.value.argocd_project,
             "destination": destination(&spec.namespace),
@@ -116,7 +168,7 @@ pub fn manifests_application(plan: &ClusterPlan, component: &Component, dir: &st
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": metadata(plan, &format!("{}-manifests", component.name), Some(wave), Some(&component.name)),
+        "metadata": metadata(plan, &format!("{}-manifests", component.name), Some(wave), Some(&component.name), deletion_of(component)),
         "spec": {
             "project": plan.fleet.settings.value.argocd_project,
             "destination": destination(&spec.namespace),
@@ -131,13 +183,14 @@ pub fn manifests_application(plan: &ClusterPlan, component: &Component, dir: &st
     })
 }
 
-/// The root app of apps: syncs `apps/` of the cluster repo, itself included.
+/// The root app of apps: syncs `apps/` of the cluster repo, itself included. Deleting it
+/// leaves every Application it made (no resources finalizer).
 pub fn root_application(plan: &ClusterPlan) -> Value {
     let repo = &plan.spec.value.repo;
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": metadata(plan, "root", None, None),
+        "metadata": metadata(plan, "root", None, None, Deletion::Orphan),
         "spec": {
             "project": plan.fleet.settings.value.argocd_project,
             "destination": destination(&plan.fleet.settings.value.argocd_namespace),
@@ -145,4 +198,85 @@ pub fn root_application(plan: &ClusterPlan) -> Value {
             "syncPolicy": { "automated": { "prune": true, "selfHeal": true } },
         },
     })
+}
+
+/// The platform's AppProject (`fleet.yaml` `argocdProject`): the cluster's own repository
+/// and the chart repositories of its components, anywhere in the cluster.
+pub fn platform_project(plan: &ClusterPlan) -> Value {
+    let settings = &plan.fleet.settings.value;
+    let mut repos = vec![plan.spec.value.repo.url.clone()];
+    for pc in &plan.components {
+        if let Some(chart) = pc
+            .component
+            .spec
+            .value
+            .chart
+            .as_ref()
+            .and_then(|k| plan.fleet.catalog.value.charts.get(k))
+            && !repos.contains(&chart.repo)
+        {
+            repos.push(chart.repo.clone());
+        }
+    }
+    repos[1..].sort();
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": metadata(plan, &settings.argocd_project, Some(PROJECT_WAVE), None, Deletion::Keep),
+        "spec": {
+            "description": format!("The platform of cluster `{}`, rendered by kubeprint: its own repository and the charts of the catalog.", plan.name()),
+            "sourceRepos": repos,
+            "destinations": [{ "server": "https://kubernetes.default.svc", "namespace": "*" }],
+            "clusterResourceWhitelist": [{ "group": "*", "kind": "*" }],
+        },
+    })
+}
+
+/// The AppProject name of a tenant.
+pub fn tenant_project_name(tenant: &str) -> String {
+    format!("tenant-{tenant}")
+}
+
+/// One AppProject per tenant: its repositories, into its own namespaces only (Capsule
+/// names them `<tenant>-*`), no cluster-scoped object, no quota or limit of its own
+/// (Capsule sets those); its owners may manage its Applications.
+pub fn tenant_projects(plan: &ClusterPlan) -> Vec<(String, Value)> {
+    plan.spec
+        .value
+        .tenants
+        .iter()
+        .map(|t| {
+            let name = tenant_project_name(&t.name);
+            let subjects: Vec<&str> = t
+                .owners
+                .iter()
+                .map(|o| o.split_once(':').map_or(o.as_str(), |(_, n)| n))
+                .collect();
+            let project = json!({
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "AppProject",
+                "metadata": metadata(plan, &name, Some(PROJECT_WAVE), None, Deletion::Orphan),
+                "spec": {
+                    "description": format!("The Applications of tenant `{}`: its repositories, into its namespaces `{}-*` only.", t.name, t.name),
+                    "sourceRepos": t.repos,
+                    "destinations": [{ "server": "https://kubernetes.default.svc", "namespace": format!("{}-*", t.name) }],
+                    "clusterResourceWhitelist": [],
+                    "namespaceResourceBlacklist": [
+                        { "group": "", "kind": "ResourceQuota" },
+                        { "group": "", "kind": "LimitRange" },
+                    ],
+                    "roles": [{
+                        "name": "owner",
+                        "description": format!("The owners of tenant `{}`.", t.name),
+                        "policies": [
+                            format!("p, proj:{name}:owner, applications, *, {name}/*, allow"),
+                            format!("p, proj:{name}:owner, logs, get, {name}/*, allow"),
+                        ],
+                        "groups": subjects,
+                    }],
+                },
+            });
+            (format!("apps/project-{name}.yaml"), project)
+        })
+        .collect()
 }

@@ -150,11 +150,27 @@ fn same_shape(
 ) -> Result<(), String> {
     // Where the value is a key (the groups claim in Argo CD's `requestedIDTokenClaims`),
     // it belongs there: compare the key paths with the original in its place.
+    // Where it names a file (a tenant's `capsule-tenants/<t>.yaml`, its AppProject
+    // `apps/project-tenant-<t>.yaml`), likewise.
     let hostile: BTreeMap<String, String> = hostile
         .iter()
         .map(|(k, v)| {
             let key = k.replace(&format!("/{value}/"), &format!("/{original}/"));
-            (key, v.clone())
+            let (path, rest) = key.split_once('#').unwrap_or((&key, ""));
+            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+            let file = match file.strip_suffix(".yaml") {
+                Some(stem) if stem == value => format!("{original}.yaml"),
+                Some(stem) if stem.ends_with(&format!("-{value}")) => {
+                    format!("{}-{original}.yaml", &stem[..stem.len() - value.len() - 1])
+                }
+                _ => file.to_string(),
+            };
+            let path = if dir.is_empty() {
+                file
+            } else {
+                format!("{dir}/{file}")
+            };
+            (format!("{path}#{rest}"), v.clone())
         })
         .collect();
     let hostile = &hostile;

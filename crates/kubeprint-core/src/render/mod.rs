@@ -94,6 +94,14 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
         }
     }
     apps.push(("apps/root.yaml".to_string(), argo::root_application(plan)));
+    apps.push((
+        format!(
+            "apps/project-{}.yaml",
+            plan.fleet.settings.value.argocd_project
+        ),
+        argo::platform_project(plan),
+    ));
+    apps.extend(argo::tenant_projects(plan));
     for (path, app) in apps {
         put(
             &mut tree,
@@ -271,6 +279,32 @@ fn readme(plan: &ClusterPlan) -> String {
             "| {} | {} | {} | {} |\n",
             pc.component.name, c.namespace, chart, c.sync_wave
         ));
+    }
+    let secrets: Vec<(&str, &crate::model::RequiredSecret)> = plan
+        .components
+        .iter()
+        .flat_map(|pc| {
+            let c = &pc.component.spec.value;
+            c.secrets.iter().map(move |s| (c.namespace.as_str(), s))
+        })
+        .collect();
+    if !secrets.is_empty() {
+        out.push_str("\n## Secrets this cluster must hold\n\nNever in this repository: create them in the cluster (the components read them by name).\n\n| namespace | Secret | keys | labels | what for |\n| --- | --- | --- | --- | --- |\n");
+        for (ns, s) in secrets {
+            let keys: Vec<String> = s.keys.iter().map(|k| format!("`{k}`")).collect();
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("`{k}: {v}`"))
+                .collect();
+            out.push_str(&format!(
+                "| {ns} | `{}` | {} | {} | {} |\n",
+                s.name,
+                keys.join(", "),
+                labels.join(", "),
+                s.description
+            ));
+        }
     }
     out.push_str(
         "\nLayout: `apps/` Argo CD Applications (`root.yaml` is the app of apps), `values/` Helm values,\n`manifests/<component>/` raw manifests, `kubeprint.lock` provenance and the sha256 of every file.\n",

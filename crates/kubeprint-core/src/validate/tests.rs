@@ -291,7 +291,7 @@ fn an_unknown_ingress_class() {
             "    ingressClasses: [nginx-externl]\n"
         ),
         @"
-    error: overlays/clusters/initech-prod.yaml:84:22: unknown ingress class `nginx-externl`
+    error: overlays/clusters/initech-prod.yaml:86:22: unknown ingress class `nginx-externl`
       hint: did you mean `nginx-external`?
     "
     );
@@ -306,7 +306,7 @@ fn an_unknown_storage_class() {
             "storageClasses: [ceph-block, ceph-filesystem, ceph-nfs]"
         ),
         @"
-    error: overlays/clusters/initech-prod.yaml:75:51: unknown storage class `ceph-nfs`
+    error: overlays/clusters/initech-prod.yaml:77:51: unknown storage class `ceph-nfs`
       hint: did you mean `ceph-filesystem`?
     "
     );
@@ -317,7 +317,7 @@ fn two_tenants_claiming_one_prefix() {
     insta::assert_snapshot!(
         edit(INITECH, "  - name: analytics\n", "  - name: payments-analytics\n"),
         @"
-    error: overlays/clusters/initech-prod.yaml:71:5: tenants `payments` and `payments-analytics` claim the same namespace prefix (`payments-*`)
+    error: overlays/clusters/initech-prod.yaml:73:5: tenants `payments` and `payments-analytics` claim the same namespace prefix (`payments-*`)
       hint: rename one of them (the other is `tenants[0]`)
     "
     );
@@ -345,11 +345,11 @@ fn tenant_rights_are_checked_against_the_rest_of_the_spec() {
     insta::assert_snapshot!(added(&s), @"
     error: overlays/clusters/initech-prod.yaml:67:18: `https://registry.initech.example` is not a registry host
       hint: write the host name, with its port if any (`registry.example.net:5000`), without scheme or path
-    error: overlays/clusters/initech-prod.yaml:70:24: unknown tenant `wbe`
+    error: overlays/clusters/initech-prod.yaml:72:24: unknown tenant `wbe`
       hint: the tenants are: payments, analytics, kube
-    error: overlays/clusters/initech-prod.yaml:76:24: `192GB` is not a Kubernetes quantity
+    error: overlays/clusters/initech-prod.yaml:78:24: `192GB` is not a Kubernetes quantity
       hint: write it as `500m`, `4`, `16Gi` or `1Ti`
-    error: overlays/clusters/initech-prod.yaml:81:5: tenant `kube` claims the prefix `kube-*` of the platform namespace `kube-node-lease`
+    error: overlays/clusters/initech-prod.yaml:83:5: tenant `kube` claims the prefix `kube-*` of the platform namespace `kube-node-lease`
       hint: rename the tenant: the platform's namespaces belong to no tenant
     ");
 }

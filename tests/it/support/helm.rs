@@ -1,0 +1,166 @@
+//! The real `helm template` over the rendered example trees, from the chart archives
+//! vendored in `charts/`, as Argo CD runs it for each chart Application: its release name,
+//! its destination namespace, its values file, the cluster's Kubernetes version, CRDs
+//! included. Kasten's chart is not open source and not vendored: its Application is left
+//! out. (The product's own hydration is `kubeprint hydrate`; these tests need only the
+//! objects, so they run helm directly and stay independent of its cache.)
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use kubeprint::tree::RenderedTree;
+use kubeprint::yaml::{self, Value};
+
+/// A chart Application of a rendered tree.
+#[derive(Debug, Clone)]
+pub struct ChartApp {
+    pub name: String,
+    pub release: String,
+    pub namespace: String,
+    /// `charts/<name>-<version>.tgz`.
+    pub archive: String,
+    /// The values file of the tree (`values/<component>.yaml`).
+    pub values: String,
+    pub sync_options: Vec<String>,
+}
+
+/// The chart Applications of a tree whose chart archive is vendored, in file order.
+pub fn chart_apps(tree: &RenderedTree) -> Vec<ChartApp> {
+    let mut out = Vec::new();
+    for (path, bytes) in &tree.files {
+        if !path.starts_with("apps/") {
+            continue;
+        }
+        let app = yaml::parse("app", std::str::from_utf8(bytes).unwrap())
+            .unwrap()
+            .value;
+        if app["kind"] != "Application" {
+            continue;
+        }
+        let Some(source) = app["spec"]["sources"].get(0) else {
+            continue;
+        };
+        let Some(chart) = source["chart"].as_str() else {
+            continue;
+        };
+        let archive = format!(
+            "charts/{chart}-{}.tgz",
+            source["targetRevision"].as_str().unwrap()
+        );
+        if !super::repo().join(&archive).exists() {
+            continue;
+        }
+        let values = source["helm"]["valueFiles"][0]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("$values/")
+            .to_string();
+        out.push(ChartApp {
+            name: app["metadata"]["name"].as_str().unwrap().into(),
+            release: source["helm"]["releaseName"].as_str().unwrap().into(),
+            namespace: app["spec"]["destination"]["namespace"]
+                .as_str()
+                .unwrap()
+                .into(),
+            archive,
+            values,
+            sync_options: app["spec"]["syncPolicy"]["syncOptions"]
+                .as_array()
+                .map(|a| a.iter().map(|o| o.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default(),
+        });
+    }
+    out
+}
+
+/// `helm template` of one Application of `tree` (Kubernetes `kube_version`): helm's text.
+pub fn template(tree: &RenderedTree, app: &ChartApp, kube_version: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, tree.get(&app.values).unwrap()).unwrap();
+    template_with(app, kube_version, &values)
+}
+
+/// `helm template` of `app`'s chart with the values file `values`.
+pub fn template_with(app: &ChartApp, kube_version: &str, values: &Path) -> String {
+    let out = Command::new("helm")
+        .args(["template", &app.release])
+        .arg(super::repo().join(&app.archive))
+        .args(["--namespace", &app.namespace])
+        .args(["--kube-version", kube_version])
+        .arg("--include-crds")
+        .arg("--values")
+        .arg(values)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("kubeprint-test-helm"),
+        )
+        .output()
+        .expect("helm is on PATH (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "helm template {}: {}",
+        app.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The objects of helm's output (empty documents dropped).
+pub fn objects(text: &str) -> Vec<Value> {
+    yaml::parse_all_unlocated("helm", text)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+        .collect()
+}
+
+/// Every chart Application of every example cluster, hydrated once per test run:
+/// cluster → app name → (the app, helm's text).
+pub type Hydrated = BTreeMap<String, BTreeMap<String, (ChartApp, String)>>;
+
+/// The example fleet's hydration (rendered with `trees`), computed once, on two threads.
+pub fn examples(trees: impl FnOnce() -> Vec<(String, String, RenderedTree)>) -> &'static Hydrated {
+    static HYDRATED: OnceLock<Hydrated> = OnceLock::new();
+    HYDRATED.get_or_init(|| hydrate_all(&trees()))
+}
+
+/// Hydrates every chart Application of (cluster, Kubernetes version, tree).
+pub fn hydrate_all(trees: &[(String, String, RenderedTree)]) -> Hydrated {
+    let jobs: Vec<(&str, &str, &RenderedTree, ChartApp)> = trees
+        .iter()
+        .flat_map(|(name, k8s, tree)| {
+            chart_apps(tree)
+                .into_iter()
+                .map(move |app| (name.as_str(), k8s.as_str(), tree, app))
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((cluster, k8s, tree, app)) = jobs.get(i) else {
+                        break;
+                    };
+                    let text = template(tree, app, k8s);
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((cluster.to_string(), app.clone(), text));
+                }
+            });
+        }
+    });
+    let mut out: Hydrated = BTreeMap::new();
+    for (cluster, app, text) in results.into_inner().unwrap() {
+        out.entry(cluster)
+            .or_default()
+            .insert(app.name.clone(), (app, text));
+    }
+    out
+}
