@@ -453,6 +453,8 @@ pub enum TalosCommand {
     Secrets(TalosSecretsCommand),
     /// Print the complete, applyable machine config of one node (base + secrets + node patch)
     /// on stdout; writes nothing. Pipe it to `talosctl apply-config --file /dev/stdin`.
+    /// A control plane's also carries the bootstrap (`talos/bootstrap.yaml`: Cilium and Argo
+    /// CD, hydrated with helm from the vendored `charts/`, and the root Application).
     #[command(after_help = EXIT_CODES)]
     Config(TalosConfigArgs),
 }
@@ -503,6 +505,9 @@ pub struct TalosConfigArgs {
     /// An age identity file (`age-keygen` output) that opens the cluster's bundle.
     #[arg(long, env = "SOPS_AGE_KEY_FILE", value_name = "FILE")]
     pub identity: PathBuf,
+    /// The helm binary that hydrates a control plane's bootstrap (default: `helm` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kubeprint::sops::Identities;
-use kubeprint::talos::{self, secrets_path};
+use kubeprint::talos::{self, bootstrap, secrets_path};
 
 use super::{CommandError, ExitStatus, Printer, Result, load_checked};
 use crate::cli::{
@@ -34,9 +34,23 @@ impl From<talos::Error> for CommandError {
             }
             _ => None,
         };
+        let hint = match &err {
+            talos::Error::Bootstrap(bootstrap::Error::Hydrate { hint: Some(h), .. }) => {
+                Some(h.clone())
+            }
+            _ => hint,
+        };
         match err {
             talos::Error::Fleet(e) => e.into(),
             talos::Error::Sops(S::Age(e)) => CommandError::environment(e),
+            talos::Error::Bootstrap(
+                e @ bootstrap::Error::Hydrate {
+                    environment: true, ..
+                },
+            ) => CommandError {
+                hint,
+                ..CommandError::environment(e)
+            },
             other => CommandError::bad_input(other, hint),
         }
     }
@@ -159,9 +173,94 @@ fn rekey(args: TalosSecretsRekeyArgs, printer: &Printer) -> Result {
 fn config(args: TalosConfigArgs, printer: &Printer) -> Result {
     let ids = read_identity(&args.identity)?;
     let checked = load_checked(&args.fleet, printer)?;
-    let text = talos::node_config(&checked, &args.cluster, &args.node, &ids)?;
+    let helm = args.helm.clone().unwrap_or_else(|| "helm".into());
+    let charts = args.fleet.fleet.join("charts");
+    let mut hydrate = |r: &bootstrap::Request| hydrate_bootstrap(&helm, &charts, r);
+    let text = talos::node_config(&checked, &args.cluster, &args.node, &ids, &mut hydrate)?;
     let mut stdout = std::io::stdout().lock();
     std::io::Write::write_all(&mut stdout, text.expose().as_bytes())
         .map_err(CommandError::environment)?;
     Ok(ExitStatus::Success)
+}
+
+/// `helm template` of one bootstrap Application, from the chart archive vendored in the
+/// blueprint repository (`charts/NAME-VERSION.tgz`, checked against `charts/SHA256SUMS`
+/// when it lists it), in a scratch Helm home: helm's output.
+fn hydrate_bootstrap(
+    helm: &Path,
+    charts: &Path,
+    r: &bootstrap::Request,
+) -> bootstrap::Result<String> {
+    let fail =
+        |message: String, environment: bool, hint: Option<String>| bootstrap::Error::Hydrate {
+            app: r.app.clone(),
+            message,
+            environment,
+            hint,
+        };
+    let file = format!("{}-{}.tgz", r.chart, r.version);
+    let archive = charts.join(&file);
+    let bytes = std::fs::read(&archive).map_err(|e| {
+        fail(
+            format!("chart archive `charts/{file}`: {e}"),
+            false,
+            Some(format!(
+                "vendor the chart: `helm pull {} --repo {} --version {} -d charts/`, and pin its sha256 in charts/SHA256SUMS",
+                r.chart, r.repo, r.version
+            )),
+        )
+    })?;
+    if let Ok(sums) = std::fs::read_to_string(charts.join("SHA256SUMS"))
+        && let Some(want) = sums.lines().find_map(|l| {
+            let (sum, name) = l.split_once(char::is_whitespace)?;
+            (name.trim().trim_start_matches('*') == file).then(|| sum.to_string())
+        })
+    {
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(&bytes));
+        if got != want {
+            return Err(fail(
+                format!("`charts/{file}` has sha256 {got}, charts/SHA256SUMS pins {want}"),
+                false,
+                Some("the archive is not the pinned chart: fetch it again".into()),
+            ));
+        }
+    }
+    let home = tempfile::tempdir().map_err(|e| fail(e.to_string(), true, None))?;
+    let values = home.path().join("values.yaml");
+    std::fs::write(&values, &r.values).map_err(|e| fail(e.to_string(), true, None))?;
+    let out = std::process::Command::new(helm)
+        .args(["template", &r.release])
+        .arg(&archive)
+        .args([
+            "--namespace",
+            &r.namespace,
+            "--kube-version",
+            &r.kube_version,
+        ])
+        .arg("--include-crds")
+        .arg("--values")
+        .arg(&values)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .map_err(|e| {
+            fail(
+                format!("cannot run `{}`: {e}", helm.display()),
+                true,
+                Some("install helm (scripts/install-helm.sh) or pass `--helm PATH`".into()),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(fail(
+            format!(
+                "helm template failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            false,
+            None,
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| fail(e.to_string(), false, None))
 }

@@ -10,6 +10,7 @@
 mod support;
 
 mod argo;
+mod boot;
 mod cli;
 mod dashboard;
 mod diff;

@@ -228,7 +228,14 @@ fn every_node_config_assembles_with_its_secrets_and_validates() {
         let bundle = talos::open_bundle(&checked, name, &ids).unwrap();
         let minor = spec.value.talos_minor().unwrap();
         for node in spec.value.node_views() {
-            let text = talos::node_config(&checked, name, &node.host.name, &ids).unwrap();
+            let text = talos::node_config(
+                &checked,
+                name,
+                &node.host.name,
+                &ids,
+                &mut crate::support::helm::bootstrap,
+            )
+            .unwrap();
             let d: Vec<yaml::Value> = yaml::parse_all("config", text.expose())
                 .unwrap()
                 .into_iter()
@@ -528,7 +535,14 @@ fn the_configs_keep_every_default_of_talosctl_gen_config() {
                 .collect();
             let mut reference = doc_leaves(&reference);
             // Secrets: where the reference has them, the assembled config has them.
-            let full = talos::node_config(&checked, &name, &node.host.name, &ids).unwrap();
+            let full = talos::node_config(
+                &checked,
+                &name,
+                &node.host.name,
+                &ids,
+                &mut crate::support::helm::bootstrap,
+            )
+            .unwrap();
             let full: Vec<yaml::Value> = yaml::parse_all("config", full.expose())
                 .unwrap()
                 .into_iter()

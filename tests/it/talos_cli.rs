@@ -21,6 +21,8 @@ impl Fleet {
             "blueprints",
             "overlays",
             "tests/demo-age-key.txt",
+            // A control plane's config carries the bootstrap, hydrated from these.
+            "charts",
         ] {
             copy(&root.join(top), &dir.path().join(top));
         }

@@ -85,8 +85,24 @@ pub fn template(tree: &RenderedTree, app: &ChartApp, kube_version: &str) -> Stri
 
 /// `helm template` of `app`'s chart with the values file `values`.
 pub fn template_with(app: &ChartApp, kube_version: &str, values: &Path) -> String {
+    template_apis(app, kube_version, values, &[])
+}
+
+/// As [`template_with`], telling helm that the cluster serves `api_versions` too (what Argo
+/// CD passes: every API of the live cluster).
+pub fn template_apis(
+    app: &ChartApp,
+    kube_version: &str,
+    values: &Path,
+    api_versions: &[String],
+) -> String {
     let out = Command::new("helm")
         .args(["template", &app.release])
+        .args(
+            api_versions
+                .iter()
+                .flat_map(|a| ["--api-versions", a.as_str()]),
+        )
         .arg(super::repo().join(&app.archive))
         .args(["--namespace", &app.namespace])
         .args(["--kube-version", kube_version])
@@ -163,4 +179,32 @@ pub fn hydrate_all(trees: &[(String, String, RenderedTree)]) -> Hydrated {
             .insert(app.name.clone(), (app, text));
     }
     out
+}
+
+/// Hydrates one Application of a control plane's bootstrap (what `kubeprint talos config`
+/// runs helm for), memoised for the whole test run.
+pub fn bootstrap(
+    r: &kubeprint::talos::bootstrap::Request,
+) -> kubeprint::talos::bootstrap::Result<String> {
+    type Memo = std::sync::Mutex<BTreeMap<(String, Vec<u8>, String), String>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let key = (r.app.clone(), r.values.clone(), r.kube_version.clone());
+    if let Some(text) = memo.lock().unwrap().get(&key) {
+        return Ok(text.clone());
+    }
+    let app = ChartApp {
+        name: r.app.clone(),
+        release: r.release.clone(),
+        namespace: r.namespace.clone(),
+        archive: format!("charts/{}-{}.tgz", r.chart, r.version),
+        values: String::new(),
+        sync_options: vec![],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, &r.values).unwrap();
+    let text = template_with(&app, &r.kube_version, &values);
+    memo.lock().unwrap().insert(key, text.clone());
+    Ok(text)
 }

@@ -1,4 +1,6 @@
-//! Label and taint names that the Talos configs set and the watcher reads back.
+//! Label and taint names that the Talos configs set and the watcher reads back; the
+//! placeholders of the control planes' inline manifests, which render writes and
+//! `talos::bootstrap` fills in.
 
 /// The role label of worker and storage nodes. `node-role.kubernetes.io/*` is refused to a
 /// worker's own credentials by the NodeRestriction admission plugin, and one refused label
@@ -17,3 +19,10 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// (key, value, effect). A worker may not change its own taints after it registered
 /// (siderolabs/talos#13443), so the kubelet registers with it (`registerWithTaints`).
 pub const STORAGE_TAINT: (&str, &str, &str) = (ROLE_LABEL, "storage", "NoSchedule");
+
+/// The placeholder of an inline manifest that is an Application's chart, hydrated
+/// (`# kubeprint: application apps/cilium.yaml`).
+pub const INLINE_APPLICATION_MARKER: &str = "# kubeprint: application";
+
+/// The placeholder of an inline manifest made of rendered files, as they are.
+pub const INLINE_FILES_MARKER: &str = "# kubeprint: files";

@@ -156,6 +156,12 @@ pub struct ComponentSpec {
     /// app of apps never prunes or deletes the Application (`Prune=false,Delete=false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
+    /// Installed by Talos before Argo CD runs: the control planes carry its objects as an
+    /// inline manifest (`cluster.inlineManifests`), hydrated from its chart and values, which
+    /// its Application then adopts. For what the cluster needs before Argo CD can run (the
+    /// CNI) and Argo CD itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bootstrap: bool,
     /// Secrets of its namespace it reads and the cluster must hold: never rendered, listed
     /// in the cluster's README.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -17,6 +17,12 @@
 //! - `secrets.sops.yaml`: `overlays/clusters/<name>/talos-secrets.sops.yaml`, still
 //!   encrypted, byte for byte. Rendering never generates a secret.
 //!
+//! The control planes' `cluster.inlineManifests` (the bootstrap: the `bootstrap` components'
+//! Applications and the root Application with its AppProject) are rendered as placeholders
+//! that name their source (`# kubeprint: application apps/cilium.yaml`);
+//! `kubeprint talos config` fills them in (the core's `talos::bootstrap`). Render never runs
+//! helm: the hydrated objects are not in the tree, their inputs (chart, values) are.
+//!
 //! `kubeprint talos config CLUSTER NODE --identity KEY` merges base + secrets + patch.
 
 use serde_json::json;
@@ -101,9 +107,14 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
             Role::Worker => &spec.nodes.workers,
         };
         let header = format!(
-            "{INCOMPLETE_MARKER}\n# Base config of the {} nodes of cluster `{cluster_shown}` (Talos {}), rendered by kubeprint.\n# Applyable config of one node (base + secrets + its patch under nodes/):\n#   kubeprint talos config {cluster_shown} NODE --identity AGE-KEY-FILE\n",
+            "{INCOMPLETE_MARKER}\n# Base config of the {} nodes of cluster `{cluster_shown}` (Talos {}), rendered by kubeprint.\n# Applyable config of one node (base + secrets + its patch under nodes/{}):\n#   kubeprint talos config {cluster_shown} NODE --identity AGE-KEY-FILE\n",
             role.as_str(),
             escape_controls(&spec.versions.talos),
+            if role == Role::ControlPlane {
+                "; the inline manifests\n# filled in: the charts hydrated with helm"
+            } else {
+                ""
+            },
         );
         let doc = base_config(plan, role, pool.max_pods, &installer);
         out.push((
@@ -260,8 +271,38 @@ fn base_config(plan: &ClusterPlan, role: Role, max_pods: u32, installer: &str) -
             "advertisedSubnets": [net.node_subnet],
             "extraArgs": {"listen-metrics-urls": format!("http://0.0.0.0:{ETCD_METRICS_PORT}")},
         });
+        // What the cluster needs before Argo CD runs, Argo CD, and its root Application.
+        cluster["inlineManifests"] = inline_manifests(plan);
     }
     json!({"version": "v1alpha1", "debug": false, "machine": machine, "cluster": cluster})
+}
+
+/// The control planes' inline manifests, each a placeholder naming its source, which
+/// `kubeprint talos config` replaces by the objects (the core's `talos::bootstrap`): the
+/// Application of every `bootstrap` component (its chart, hydrated), then the root
+/// Application with the platform's AppProject.
+fn inline_manifests(plan: &ClusterPlan) -> Value {
+    use crate::model::labels::{
+        INLINE_APPLICATION_MARKER as APPLICATION_MARKER, INLINE_FILES_MARKER as FILES_MARKER,
+    };
+    let mut manifests = Vec::new();
+    for pc in &plan.components {
+        let c = pc.component;
+        if c.spec.value.bootstrap && c.spec.value.chart.is_some() {
+            manifests.push(json!({
+                "name": c.name,
+                "contents": format!("{APPLICATION_MARKER} apps/{}.yaml\n", c.name),
+            }));
+        }
+    }
+    manifests.push(json!({
+        "name": "root",
+        "contents": format!(
+            "{FILES_MARKER} apps/project-{}.yaml apps/root.yaml\n",
+            plan.fleet.settings.value.argocd_project
+        ),
+    }));
+    Value::Array(manifests)
 }
 
 /// Talos's local load balancer of the API server on every node (KubePrism): what Cilium

@@ -8,6 +8,7 @@
 //! [`Secret`] for the caller to print on stdout.
 
 pub mod assemble;
+pub mod bootstrap;
 pub mod schema;
 pub mod secrets;
 
@@ -33,6 +34,8 @@ pub enum Error {
     Fleet(#[from] fleet::Error),
     #[error(transparent)]
     Yaml(#[from] yaml::Error),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::Error),
     #[error("cluster `{cluster}` has no node `{node}`")]
     UnknownNode {
         cluster: String,
@@ -109,13 +112,19 @@ pub fn open_bundle(
     Ok(secrets::Bundle::from_value(&path, &tree)?)
 }
 
+/// Runs `helm template` for one Application of the bootstrap: helm's output.
+pub type Hydrate<'a> = dyn FnMut(&bootstrap::Request) -> bootstrap::Result<String> + 'a;
+
 /// The complete machine config of one node, as multi-document YAML, checked against the
-/// schema of the cluster's Talos minor.
+/// schema of the cluster's Talos minor. A control plane's carries the bootstrap's inline
+/// manifests (`talos/bootstrap.yaml`), whose charts `hydrate` renders; a worker's needs
+/// no hydration.
 pub fn node_config(
     checked: &Checked,
     cluster: &str,
     node: &str,
     identities: &Identities,
+    hydrate: &mut Hydrate<'_>,
 ) -> Result<Secret<String>> {
     let names = fleet::select(&checked.fleet, &[cluster.to_string()])?;
     let spec = &checked.fleet.clusters[&names[0]].value;
@@ -148,13 +157,23 @@ pub fn node_config(
             .map(|d| d.value)
             .collect())
     };
-    let docs = assemble::assemble(
-        &base_path,
-        &read(&base_path)?,
-        &read(&patch_path)?,
-        &bundle,
-        role,
-    )?;
+    let mut patch = read(&patch_path)?;
+    if role == Role::ControlPlane {
+        let k8s = &spec.versions.kubernetes;
+        let mut hydrated = std::collections::BTreeMap::new();
+        for request in bootstrap::requests(&tree, k8s)? {
+            let text = hydrate(&request)?;
+            hydrated.insert(request.app.clone(), text);
+        }
+        let manifests = bootstrap::inline_manifests(
+            &tree,
+            k8s,
+            &hydrated,
+            &checked.fleet.settings.value.argocd_namespace,
+        )?;
+        patch.push(serde_json::json!({"cluster": {"inlineManifests": manifests}}));
+    }
+    let docs = assemble::assemble(&base_path, &read(&base_path)?, &patch, &bundle, role)?;
     let minor = spec.talos_minor().unwrap_or_default();
     let problems = schema::validate(&minor, docs.expose());
     if !problems.is_empty() {
