@@ -23,6 +23,7 @@ mod limits;
 mod policies;
 mod publish;
 mod render_out;
+mod runbook;
 mod snapshots;
 mod sops_interop;
 mod stack;
