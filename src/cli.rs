@@ -505,9 +505,9 @@ pub struct TalosConfigArgs {
     /// An age identity file (`age-keygen` output) that opens the cluster's bundle.
     #[arg(long, env = "SOPS_AGE_KEY_FILE", value_name = "FILE")]
     pub identity: PathBuf,
-    /// The helm binary that hydrates a control plane's bootstrap (default: `helm` on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub helm: Option<PathBuf>,
+    /// How a control plane's bootstrap (Cilium, Argo CD) is hydrated: as `kubeprint hydrate`.
+    #[command(flatten)]
+    pub hydration: HydrationArgs,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }

@@ -41,7 +41,7 @@ impl Hydrated {
     }
 }
 
-fn cache_dir(args: &HydrationArgs) -> Result<PathBuf> {
+pub fn cache_dir(args: &HydrationArgs) -> Result<PathBuf> {
     match &args.chart_cache {
         Some(d) => Ok(d.clone()),
         None => helm::default_cache_dir().ok_or_else(|| {
@@ -51,6 +51,15 @@ fn cache_dir(args: &HydrationArgs) -> Result<PathBuf> {
             )
         }),
     }
+}
+
+/// helm processes at a time: `--helm-jobs`, else one per core.
+pub fn jobs(args: &HydrationArgs) -> usize {
+    args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
 }
 
 /// Finds helm, or says plainly what to do.
@@ -111,11 +120,7 @@ pub fn hydrate_trees(
             }
         })
         .collect();
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = jobs(args);
     let hydration = run::hydrate(
         &helm,
         &store,

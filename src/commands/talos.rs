@@ -3,13 +3,18 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
+use kubeprint::helm::Helm;
+use kubeprint::helm::hydrate::{self as run, BootstrapError};
 use kubeprint::sops::Identities;
 use kubeprint::talos::{self, bootstrap, secrets_path};
+use kubeprint::tree::RenderedTree;
 
 use super::{CommandError, ExitStatus, Printer, Result, load_checked};
 use crate::cli::{
-    TalosArgs, TalosCommand, TalosConfigArgs, TalosSecretsCommand, TalosSecretsCreateArgs,
-    TalosSecretsRekeyArgs,
+    HydrationArgs, TalosArgs, TalosCommand, TalosConfigArgs, TalosSecretsCommand,
+    TalosSecretsCreateArgs, TalosSecretsRekeyArgs,
 };
 
 pub fn run(args: TalosArgs, printer: &Printer) -> Result {
@@ -173,9 +178,17 @@ fn rekey(args: TalosSecretsRekeyArgs, printer: &Printer) -> Result {
 fn config(args: TalosConfigArgs, printer: &Printer) -> Result {
     let ids = read_identity(&args.identity)?;
     let checked = load_checked(&args.fleet, printer)?;
-    let helm = args.helm.clone().unwrap_or_else(|| "helm".into());
-    let charts = args.fleet.fleet.join("charts");
-    let mut hydrate = |r: &bootstrap::Request| hydrate_bootstrap(&helm, &charts, r);
+    let fleet_dir = args.fleet.fleet.clone();
+    let spec = checked
+        .fleet
+        .clusters
+        .get(&args.cluster)
+        .map(|c| c.value.clone());
+    // Only a control plane's config calls it: a worker's needs no helm.
+    let mut hydrate = |_: &str, tree: &RenderedTree, requests: &[bootstrap::Request]| {
+        let spec = spec.as_ref().expect("a known cluster");
+        hydrate_bootstrap(&checked, &fleet_dir, &args.hydration, spec, tree, requests)
+    };
     let text = talos::node_config(&checked, &args.cluster, &args.node, &ids, &mut hydrate)?;
     let mut stdout = std::io::stdout().lock();
     std::io::Write::write_all(&mut stdout, text.expose().as_bytes())
@@ -183,84 +196,57 @@ fn config(args: TalosConfigArgs, printer: &Printer) -> Result {
     Ok(ExitStatus::Success)
 }
 
-/// `helm template` of one bootstrap Application, from the chart archive vendored in the
-/// blueprint repository (`charts/NAME-VERSION.tgz`, checked against `charts/SHA256SUMS`
-/// when it lists it), in a scratch Helm home: helm's output.
+/// The bootstrap's Applications, hydrated as `kubeprint hydrate` does it (the vendored or
+/// cached chart verified against its digest in versions.yaml, the same helm home and cache).
 fn hydrate_bootstrap(
-    helm: &Path,
-    charts: &Path,
-    r: &bootstrap::Request,
-) -> bootstrap::Result<String> {
-    let fail =
-        |message: String, environment: bool, hint: Option<String>| bootstrap::Error::Hydrate {
-            app: r.app.clone(),
+    checked: &kubeprint::fleet::Checked,
+    fleet_dir: &Path,
+    args: &HydrationArgs,
+    spec: &kubeprint::model::ClusterSpec,
+    tree: &RenderedTree,
+    requests: &[bootstrap::Request],
+) -> bootstrap::Result<BTreeMap<String, String>> {
+    let first = requests.first().map(|r| r.app.clone()).unwrap_or_default();
+    let fail = |app: &str, message: String, environment: bool, hint: Option<String>| {
+        bootstrap::Error::Hydrate {
+            app: app.to_string(),
             message,
             environment,
             hint,
-        };
-    let file = format!("{}-{}.tgz", r.chart, r.version);
-    let archive = charts.join(&file);
-    let bytes = std::fs::read(&archive).map_err(|e| {
+        }
+    };
+    let cache_root = super::hydrate::cache_dir(args)
+        .map_err(|e| fail(&first, e.error.to_string(), false, e.hint))?;
+    let helm = Helm::find(args.helm.as_deref(), &cache_root.join("helm")).map_err(|e| {
         fail(
-            format!("chart archive `charts/{file}`: {e}"),
-            false,
-            Some(format!(
-                "vendor the chart: `helm pull {} --repo {} --version {} -d charts/`, and pin its sha256 in charts/SHA256SUMS",
-                r.chart, r.repo, r.version
-            )),
+            &first,
+            e.to_string(),
+            !e.is_user_error(),
+            Some(e.hint().to_string()),
         )
     })?;
-    if let Ok(sums) = std::fs::read_to_string(charts.join("SHA256SUMS"))
-        && let Some(want) = sums.lines().find_map(|l| {
-            let (sum, name) = l.split_once(char::is_whitespace)?;
-            (name.trim().trim_start_matches('*') == file).then(|| sum.to_string())
-        })
-    {
-        use sha2::Digest;
-        let got = hex::encode(sha2::Sha256::digest(&bytes));
-        if got != want {
-            return Err(fail(
-                format!("`charts/{file}` has sha256 {got}, charts/SHA256SUMS pins {want}"),
-                false,
-                Some("the archive is not the pinned chart: fetch it again".into()),
-            ));
+    let apps: Vec<String> = requests.iter().map(|r| r.app.clone()).collect();
+    run::bootstrap(
+        &helm,
+        &fleet_dir.join("charts"),
+        &cache_root,
+        &checked.fleet.catalog.value,
+        spec,
+        &tree.files,
+        &apps,
+        super::hydrate::jobs(args),
+    )
+    .map_err(|e| {
+        let app = match &e {
+            BootstrapError::NoChart(a) => a.clone(),
+            _ => first.clone(),
+        };
+        match &e {
+            BootstrapError::Hydrate(run::Error::Chart(c)) => {
+                fail(&app, e.to_string(), !c.is_user_error(), Some(c.hint()))
+            }
+            BootstrapError::Hydrate(run::Error::Io { .. }) => fail(&app, e.to_string(), true, None),
+            _ => fail(&app, e.to_string(), false, None),
         }
-    }
-    let home = tempfile::tempdir().map_err(|e| fail(e.to_string(), true, None))?;
-    let values = home.path().join("values.yaml");
-    std::fs::write(&values, &r.values).map_err(|e| fail(e.to_string(), true, None))?;
-    let out = std::process::Command::new(helm)
-        .args(["template", &r.release])
-        .arg(&archive)
-        .args([
-            "--namespace",
-            &r.namespace,
-            "--kube-version",
-            &r.kube_version,
-        ])
-        .arg("--include-crds")
-        .arg("--values")
-        .arg(&values)
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .map_err(|e| {
-            fail(
-                format!("cannot run `{}`: {e}", helm.display()),
-                true,
-                Some("install helm (scripts/install-helm.sh) or pass `--helm PATH`".into()),
-            )
-        })?;
-    if !out.status.success() {
-        return Err(fail(
-            format!(
-                "helm template failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            false,
-            None,
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|e| fail(e.to_string(), false, None))
+    })
 }

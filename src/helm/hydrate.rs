@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::hydrate::{
     self, App, HydratedApp, HydratedCluster, Scopes, Source, TemplateInput, Unresolved,
 };
+use crate::model::ClusterSpec;
 use crate::model::catalog::Catalog;
 use crate::yaml::Value;
 use rayon::prelude::*;
@@ -468,6 +469,34 @@ fn directory_apis(s: &State, c: &ClusterInput<'_>) -> BTreeSet<String> {
     out
 }
 
+/// Runs `helm template` of one input (its values files written to a directory under
+/// `tmp_root`): helm's output, or helm's message.
+fn template(
+    helm: &Helm,
+    tmp_root: &Path,
+    input: &TemplateInput,
+    archive: &Path,
+) -> Result<String, String> {
+    let dir = tempfile::tempdir_in(tmp_root).map_err(|e| e.to_string())?;
+    let mut files = Vec::new();
+    for (i, v) in input.values.iter().enumerate() {
+        let p = dir.path().join(format!("values-{i}.yaml"));
+        fs_err::write(&p, v).map_err(|e| e.to_string())?;
+        files.push(p);
+    }
+    let apis: Vec<String> = input.api_versions.iter().cloned().collect();
+    tracing::debug!(chart = %input.chart, release = %input.release, namespace = %input.namespace, "helm template");
+    helm.template(
+        &input.release,
+        archive,
+        &input.namespace,
+        &files,
+        &input.kube_version,
+        &apis,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Runs one `helm template` and stores its objects; the API versions their CRDs serve, or
 /// helm's (or the output's) message.
 fn run_one(
@@ -478,25 +507,7 @@ fn run_one(
     input: &TemplateInput,
     archive: &Path,
 ) -> Result<BTreeSet<String>, String> {
-    let dir = tempfile::tempdir_in(tmp_root).map_err(|e| e.to_string())?;
-    let mut files = Vec::new();
-    for (i, v) in input.values.iter().enumerate() {
-        let p = dir.path().join(format!("values-{i}.yaml"));
-        fs_err::write(&p, v).map_err(|e| e.to_string())?;
-        files.push(p);
-    }
-    let apis: Vec<String> = input.api_versions.iter().cloned().collect();
-    tracing::debug!(chart = %input.chart, release = %input.release, namespace = %input.namespace, "helm template");
-    let text = helm
-        .template(
-            &input.release,
-            archive,
-            &input.namespace,
-            &files,
-            &input.kube_version,
-            &apis,
-        )
-        .map_err(|e| e.to_string())?;
+    let text = template(helm, tmp_root, input, archive)?;
     let objects = hydrate::objects_of(&input.chart, &text)
         .map_err(|e| format!("helm's output is not YAML: {e}"))?;
     let crd_apis = hydrate::crd_api_versions(&objects);
@@ -504,6 +515,114 @@ fn run_one(
         .store(key, &crd_apis, &objects)
         .map_err(|e| format!("cannot write the hydration cache: {e}"))?;
     Ok(crd_apis)
+}
+
+/// Why an Application of a control plane's bootstrap cannot be hydrated.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Hydrate(#[from] Error),
+    #[error("no Application `{0}` with a chart source in the rendered tree")]
+    NoChart(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("helm template of {chart} failed: {message}")]
+    Failed { chart: String, message: String },
+}
+
+/// helm's own output for the Applications `apps` of one cluster: what its control planes
+/// carry as inline manifests. The cluster is hydrated as `kubeprint hydrate` does it (the
+/// same cache, so the API versions are those the whole stack's CRDs serve, as Argo CD sees
+/// them on the running cluster); each bootstrap chart then runs once more with that same
+/// input, because the cache keeps Secret values redacted and the bootstrap needs them.
+///
+/// `charts` is the blueprint repository's `charts/`, `cache_root` the hydration cache
+/// (`--chart-cache`), `files` the cluster's rendered tree.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap(
+    helm: &Helm,
+    charts: &Path,
+    cache_root: &Path,
+    catalog: &Catalog,
+    spec: &ClusterSpec,
+    files: &BTreeMap<String, Vec<u8>>,
+    apps: &[String],
+    jobs: usize,
+) -> Result<BTreeMap<String, String>, BootstrapError> {
+    let store = &Store {
+        helm,
+        vendored: charts.to_path_buf(),
+        cache: cache_root.to_path_buf(),
+    };
+    let cache = Cache::new(cache_root);
+    let cluster = &ClusterInput {
+        name: spec.name.clone(),
+        files,
+        kube_version: spec.versions.kubernetes.clone(),
+        repo_url: spec.repo.url.clone(),
+    };
+    let fleet = hydrate(
+        helm,
+        store,
+        &cache,
+        catalog,
+        std::slice::from_ref(cluster),
+        jobs,
+    )?;
+    let h = &fleet.clusters[&cluster.name];
+    let tmp_root = store.cache.join("tmp");
+    fs_err::create_dir_all(&tmp_root).map_err(|source| Error::Io {
+        path: tmp_root.clone(),
+        source,
+    })?;
+    let mut out = BTreeMap::new();
+    for name in apps {
+        let (app, outcomes) = h
+            .apps
+            .iter()
+            .zip(&h.outcomes)
+            .find(|(a, _)| &a.name == name)
+            .ok_or_else(|| BootstrapError::NoChart(name.clone()))?;
+        let mut text = String::new();
+        let mut charts = 0;
+        for (src, outcome) in app.sources.iter().zip(outcomes) {
+            let Source::Chart(ch) = src else { continue };
+            charts += 1;
+            match outcome {
+                Outcome::Unavailable(m) => return Err(BootstrapError::Unavailable(m.clone())),
+                Outcome::Failed { chart, message } => {
+                    return Err(BootstrapError::Failed {
+                        chart: chart.clone(),
+                        message: message.clone(),
+                    });
+                }
+                Outcome::Cached(_) | Outcome::Directory { .. } => {}
+            }
+            let Resolved::Archive(a) = store
+                .resolve(&ch.key, &catalog.charts[&ch.key])
+                .map_err(Error::from)?
+            else {
+                unreachable!("hydrated, so available")
+            };
+            let input = template_input(ch, a.sha256.clone(), app, cluster, &h.api_versions);
+            if !text.is_empty() {
+                text.push_str("\n---\n");
+            }
+            text.push_str(
+                &template(helm, &tmp_root, &input, &a.path).map_err(|message| {
+                    BootstrapError::Failed {
+                        chart: input.chart.clone(),
+                        message,
+                    }
+                })?,
+            );
+        }
+        if charts == 0 {
+            return Err(BootstrapError::NoChart(name.clone()));
+        }
+        out.insert(name.clone(), text);
+    }
+    Ok(out)
 }
 
 /// A cluster's objects, per app: loaded from the cache and the tree, namespaces filled in

@@ -40,7 +40,7 @@ fn node_config(checked: &Checked, cluster: &str, node: &str) -> Vec<Value> {
         cluster,
         node,
         &demo_identity(),
-        &mut helm::bootstrap,
+        &mut helm::bootstrap(checked),
     )
     .unwrap();
     parse_all(text.expose())
@@ -110,7 +110,10 @@ fn a_control_plane_carries_cilium_argo_cd_and_the_root_app_hydrated_and_a_worker
             );
         }
         // A worker carries none, and needs no helm.
-        let mut no_helm = |_: &bootstrap::Request| -> bootstrap::Result<String> {
+        let mut no_helm = |_: &str,
+                           _: &RenderedTree,
+                           _: &[bootstrap::Request]|
+         -> bootstrap::Result<BTreeMap<String, String>> {
             panic!("a worker's config needs no hydration")
         };
         let w = talos::node_config(
@@ -282,24 +285,39 @@ fn cilium_hydrates_once_per_tier_not_once_per_cluster() {
     let checked = checked();
     let names = fleet::select(&checked.fleet, &[]).unwrap();
     let trees = fleet::render_all(&checked, &names).unwrap();
-    let request = |c: &str| {
-        let k8s = &checked.fleet.clusters[c].value.versions.kubernetes;
-        bootstrap::requests(&trees[c], k8s)
-            .unwrap()
+    let catalog = &checked.fleet.catalog.value;
+    let values = |c: &str, app: &str| -> Vec<Vec<u8>> {
+        let repo = &checked.fleet.clusters[c].value.repo.url;
+        let (apps, _) = kubeprint::hydrate::apps(&trees[c].files, catalog, repo);
+        let app = apps.into_iter().find(|a| a.name == app).unwrap();
+        app.sources
             .into_iter()
-            .find(|r| r.app == "cilium")
-            .unwrap()
+            .filter_map(|s| match s {
+                kubeprint::hydrate::Source::Chart(ch) => {
+                    Some(ch.values.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect()
     };
-    assert_eq!(request("acme-prod"), request("initech-prod"));
-    assert_ne!(request("acme-prod"), request("globex-dev"));
-    // The root Application's repository is not an input of any chart.
-    let acme = bootstrap::requests(&trees["acme-prod"], "1.36.3").unwrap();
-    for r in &acme {
-        assert!(
-            !String::from_utf8_lossy(&r.values).contains("git.example.net/clusters/acme-prod"),
-            "{}",
-            r.app
-        );
+    assert_eq!(
+        values("acme-prod", "cilium"),
+        values("initech-prod", "cilium")
+    );
+    assert_ne!(
+        values("acme-prod", "cilium"),
+        values("globex-dev", "cilium")
+    );
+    // The root Application's repository is not an input of any bootstrap chart.
+    for r in bootstrap::requests(&trees["acme-prod"]).unwrap() {
+        for v in values("acme-prod", &r.app) {
+            assert!(
+                !String::from_utf8_lossy(&v).contains("git.example.net/clusters/acme-prod"),
+                "{}",
+                r.app
+            );
+        }
     }
 }
 
@@ -327,6 +345,7 @@ fn fixture_with_charts() -> Fixture {
 #[test]
 fn talos_config_hydrates_a_control_planes_bootstrap_through_the_binary() {
     let f = fixture_with_charts();
+    let cache = crate::hydrate::warm_cache().to_str().unwrap();
     let args = |node: &'static str| {
         vec![
             "talos",
@@ -337,6 +356,8 @@ fn talos_config_hydrates_a_control_planes_bootstrap_through_the_binary() {
             "key.txt",
             "--today",
             TODAY,
+            "--chart-cache",
+            cache,
         ]
     };
     let out = f.run(&args("globex-dev-cp-1"));
@@ -352,15 +373,16 @@ fn talos_config_hydrates_a_control_planes_bootstrap_through_the_binary() {
     );
     assert!(!f.path().join("rendered").exists(), "writes nothing");
 
-    // Without helm: the environment, exit 3, with what to do; a worker needs no helm.
+    // `--helm` naming no helm: bad input, with what to do; a worker needs no helm.
     let mut no_helm = args("globex-dev-cp-1");
     no_helm.extend(["--helm", "/nonexistent/helm"]);
     let out = f.run(&no_helm);
-    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stdout.is_empty());
     assert!(
-        out.stderr
-            .contains("hydrating `cilium` for the bootstrap: cannot run `/nonexistent/helm`"),
+        out.stderr.contains(
+            "hydrating `cilium` for the bootstrap: `/nonexistent/helm` is not an executable helm"
+        ),
         "{}",
         out.stderr
     );
@@ -368,8 +390,19 @@ fn talos_config_hydrates_a_control_planes_bootstrap_through_the_binary() {
     let mut worker = args("globex-dev-wk-1");
     worker.extend(["--helm", "/nonexistent/helm"]);
     assert_eq!(f.run(&worker).code, 0);
+    // No helm on PATH at all: the environment, exit 3.
+    let out =
+        crate::support::run_with_path(f.path(), &args("globex-dev-cp-1"), "/nonexistent".as_ref());
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("helm is not installed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
 
-    // A chart archive that is not the pinned one: bad input, exit 2, nothing printed.
+    // A chart archive that is not the one versions.yaml pins: bad input, exit 2, nothing
+    // printed (the check `kubeprint hydrate` makes).
     let archive = f.path().join("charts/cilium-1.20.0.tgz");
     let mut bytes = std::fs::read(&archive).unwrap();
     bytes[100] ^= 1;
@@ -377,19 +410,5 @@ fn talos_config_hydrates_a_control_planes_bootstrap_through_the_binary() {
     let out = f.run(&args("globex-dev-cp-1"));
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("charts/SHA256SUMS pins"),
-        "{}",
-        out.stderr
-    );
-    // No archive: bad input, with how to vendor it.
-    std::fs::remove_file(&archive).unwrap();
-    let out = f.run(&args("globex-dev-cp-1"));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("helm pull cilium --repo https://helm.cilium.io/ --version 1.20.0"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("the catalog pins"), "{}", out.stderr);
 }

@@ -27,7 +27,7 @@ fn caches() -> &'static (tempfile::TempDir, tempfile::TempDir) {
     })
 }
 
-fn warm_cache() -> &'static Path {
+pub(crate) fn warm_cache() -> &'static Path {
     caches().0.path()
 }
 
@@ -458,19 +458,23 @@ fn a_missing_helm_says_what_to_do() {
     );
     assert!(out.stderr.contains("--helm PATH"), "{}", out.stderr);
     // No helm on PATH at all: the environment.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubeprint"))
-        .args(["hydrate", "--today", TODAY, "--chart-cache"])
-        .arg(warm_cache())
-        .current_dir(f.path())
-        .env_clear()
-        .env("PATH", "/nonexistent")
-        .env("HOME", f.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("helm is not installed"), "{stderr}");
-    assert!(stderr.contains("scripts/install-helm.sh"), "{stderr}");
+    let cache = warm_cache().to_str().unwrap();
+    let out = crate::support::run_with_path(
+        f.path(),
+        &["hydrate", "--today", TODAY, "--chart-cache", cache],
+        "/nonexistent".as_ref(),
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("helm is not installed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("scripts/install-helm.sh"),
+        "{}",
+        out.stderr
+    );
     assert!(!f.path().join("hydrated").exists());
 }
 

@@ -233,7 +233,7 @@ fn every_node_config_assembles_with_its_secrets_and_validates() {
                 name,
                 &node.host.name,
                 &ids,
-                &mut crate::support::helm::bootstrap,
+                &mut crate::support::helm::bootstrap(&checked),
             )
             .unwrap();
             let d: Vec<yaml::Value> = yaml::parse_all("config", text.expose())
@@ -540,7 +540,7 @@ fn the_configs_keep_every_default_of_talosctl_gen_config() {
                 &name,
                 &node.host.name,
                 &ids,
-                &mut crate::support::helm::bootstrap,
+                &mut crate::support::helm::bootstrap(&checked),
             )
             .unwrap();
             let full: Vec<yaml::Value> = yaml::parse_all("config", full.expose())

@@ -126,6 +126,10 @@ fn talos_config_prints_a_complete_config_and_writes_nothing() {
         "acme-prod-cp-1",
         "--identity",
         DEMO_KEY,
+        // A control plane's config carries the bootstrap, hydrated as `kubeprint hydrate`
+        // does, with its cache (this run's environment has no HOME).
+        "--chart-cache",
+        crate::hydrate::warm_cache().to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let config = String::from_utf8(out.stdout.clone()).unwrap();

@@ -2,12 +2,12 @@
 //! vendored in `charts/`, as Argo CD runs it for each chart Application: its release name,
 //! its destination namespace, its values file, the cluster's Kubernetes version, CRDs
 //! included. Kasten's chart is not open source and not vendored: its Application is left
-//! out. (The product's own hydration is `kubeprint hydrate`; these tests need only the
-//! objects, so they run helm directly and stay independent of its cache.)
+//! out. These tests need helm's own output (Secret values not redacted) and no cache, so they
+//! run `kubeprint::helm::Helm::template` directly; a control plane's bootstrap
+//! ([`bootstrap`]) goes through the product's hydration, as `kubeprint talos config` does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use kubeprint::tree::RenderedTree;
@@ -96,32 +96,18 @@ pub fn template_apis(
     values: &Path,
     api_versions: &[String],
 ) -> String {
-    let out = Command::new("helm")
-        .args(["template", &app.release])
-        .args(
-            api_versions
-                .iter()
-                .flat_map(|a| ["--api-versions", a.as_str()]),
-        )
-        .arg(super::repo().join(&app.archive))
-        .args(["--namespace", &app.namespace])
-        .args(["--kube-version", kube_version])
-        .arg("--include-crds")
-        .arg("--values")
-        .arg(values)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("kubeprint-test-helm"),
-        )
-        .output()
+    let home = std::env::temp_dir().join("kubeprint-test-helm");
+    let helm = kubeprint::helm::Helm::find(None, &home)
         .expect("helm is on PATH (scripts/install-test-deps.sh)");
-    assert!(
-        out.status.success(),
-        "helm template {}: {}",
-        app.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    helm.template(
+        &app.release,
+        &super::repo().join(&app.archive),
+        &app.namespace,
+        &[values.to_path_buf()],
+        kube_version,
+        api_versions,
+    )
+    .unwrap_or_else(|e| panic!("helm template {}: {e}", app.name))
 }
 
 /// The objects of helm's output (empty documents dropped).
@@ -181,30 +167,44 @@ pub fn hydrate_all(trees: &[(String, String, RenderedTree)]) -> Hydrated {
     out
 }
 
-/// Hydrates one Application of a control plane's bootstrap (what `kubeprint talos config`
-/// runs helm for), memoised for the whole test run.
+/// What `kubeprint talos config` runs for a control plane's bootstrap
+/// (`kubeprint::helm::hydrate::bootstrap`, the product's hydration), with the vendored charts
+/// and the tests' warm hydration cache; memoised per tree for the whole test run.
 pub fn bootstrap(
-    r: &kubeprint::talos::bootstrap::Request,
-) -> kubeprint::talos::bootstrap::Result<String> {
-    type Memo = std::sync::Mutex<BTreeMap<(String, Vec<u8>, String), String>>;
+    checked: &kubeprint::fleet::Checked,
+) -> impl FnMut(
+    &str,
+    &RenderedTree,
+    &[kubeprint::talos::bootstrap::Request],
+) -> kubeprint::talos::bootstrap::Result<BTreeMap<String, String>>
++ '_ {
+    type Memo = std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>;
     static MEMO: OnceLock<Memo> = OnceLock::new();
-    let memo = MEMO.get_or_init(Default::default);
-    let key = (r.app.clone(), r.values.clone(), r.kube_version.clone());
-    if let Some(text) = memo.lock().unwrap().get(&key) {
-        return Ok(text.clone());
+    move |cluster, tree, requests| {
+        let memo = MEMO.get_or_init(Default::default);
+        let digest = format!(
+            "{cluster}/{}",
+            kubeprint::digest::sha256_hex(&serde_json::to_vec(&tree.files).unwrap())
+        );
+        if let Some(out) = memo.lock().unwrap().get(&digest) {
+            return Ok(out.clone());
+        }
+        let spec = &checked.fleet.clusters[cluster].value;
+        let cache_root = crate::hydrate::warm_cache();
+        let helm = kubeprint::helm::Helm::find(None, &cache_root.join("helm")).unwrap();
+        let apps: Vec<String> = requests.iter().map(|r| r.app.clone()).collect();
+        let out = kubeprint::helm::hydrate::bootstrap(
+            &helm,
+            &super::repo().join("charts"),
+            cache_root,
+            &checked.fleet.catalog.value,
+            spec,
+            &tree.files,
+            &apps,
+            2,
+        )
+        .unwrap();
+        memo.lock().unwrap().insert(digest, out.clone());
+        Ok(out)
     }
-    let app = ChartApp {
-        name: r.app.clone(),
-        release: r.release.clone(),
-        namespace: r.namespace.clone(),
-        archive: format!("charts/{}-{}.tgz", r.chart, r.version),
-        values: String::new(),
-        sync_options: vec![],
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let values = dir.path().join("values.yaml");
-    std::fs::write(&values, &r.values).unwrap();
-    let text = template_with(&app, &r.kube_version, &values);
-    memo.lock().unwrap().insert(key, text.clone());
-    Ok(text)
 }

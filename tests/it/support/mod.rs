@@ -92,11 +92,16 @@ pub struct Output {
 
 /// Runs the built binary hermetically: cleared environment, no colour, fixed git identity.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_with_path(dir, args, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// As [`run_in`], with `PATH` set to `path` (a machine without helm: `/nonexistent`).
+pub fn run_with_path(dir: &Path, args: &[&str], path: &std::ffi::OsStr) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kubeprint"))
         .args(args)
         .current_dir(dir)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PATH", path)
         .env("HOME", dir)
         .env("NO_COLOR", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

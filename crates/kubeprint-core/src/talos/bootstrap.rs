@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
+use crate::hydrate::{Scopes, object_id, place};
 use crate::tree::RenderedTree;
 use crate::yaml::{self, Value};
 
@@ -68,22 +69,17 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What to hydrate for one Application of the bootstrap: `helm template` of its chart.
+/// One Application of the bootstrap, to hydrate: the edge runs `helm template` of its chart
+/// exactly as `kubeprint hydrate` does (same archive, values, release, namespace, Kubernetes
+/// and API versions), and gives helm's output back by [`Request::app`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The Application's name.
     pub app: String,
-    /// The chart's name, version and repository (from the Application).
-    pub chart: String,
-    pub version: String,
-    pub repo: String,
-    /// The Helm release name and namespace (the Application's destination).
-    pub release: String,
+    /// Its file in the rendered tree (`apps/cilium.yaml`).
+    pub file: String,
+    /// Its destination namespace.
     pub namespace: String,
-    /// The Application's values file, as rendered.
-    pub values: Vec<u8>,
-    /// `--kube-version`: the cluster's Kubernetes version.
-    pub kube_version: String,
 }
 
 /// One inline manifest of the control planes, by source.
@@ -142,8 +138,8 @@ fn entries(tree: &RenderedTree) -> Result<Vec<Entry>> {
         .collect()
 }
 
-/// The Application of an `application` entry: (name, destination namespace, request).
-fn request(tree: &RenderedTree, file: &str, kube_version: &str) -> Result<Request> {
+/// The Application of an `application` entry.
+fn request(tree: &RenderedTree, file: &str) -> Result<Request> {
     let app = read(tree, file)?;
     let name = app["metadata"]["name"]
         .as_str()
@@ -151,116 +147,22 @@ fn request(tree: &RenderedTree, file: &str, kube_version: &str) -> Result<Reques
     let namespace = app["spec"]["destination"]["namespace"]
         .as_str()
         .ok_or_else(|| tree_error(file, "no `spec.destination.namespace`"))?;
-    let source = app["spec"]["sources"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s.get("chart").is_some()))
-        .or_else(|| app["spec"].get("source"))
-        .filter(|s| s.get("chart").is_some())
-        .ok_or_else(|| tree_error(file, "no chart source"))?;
-    let values_file = source["helm"]["valueFiles"][0]
-        .as_str()
-        .map(|v| v.trim_start_matches("$values/").to_string())
-        .ok_or_else(|| tree_error(file, "no values file"))?;
-    let values = tree
-        .get(&values_file)
-        .ok_or_else(|| tree_error(&values_file, "not in the rendered tree"))?
-        .to_vec();
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok(Request {
         app: name.to_string(),
-        chart: text(&source["chart"]),
-        version: text(&source["targetRevision"]),
-        repo: text(&source["repoURL"]),
-        release: source["helm"]["releaseName"]
-            .as_str()
-            .unwrap_or(name)
-            .to_string(),
+        file: file.to_string(),
         namespace: namespace.to_string(),
-        values,
-        kube_version: kube_version.to_string(),
     })
 }
 
 /// What to hydrate for the control planes' inline manifests, in order.
-pub fn requests(tree: &RenderedTree, kube_version: &str) -> Result<Vec<Request>> {
+pub fn requests(tree: &RenderedTree) -> Result<Vec<Request>> {
     entries(tree)?
         .into_iter()
         .filter_map(|e| match e {
-            Entry::Application { file, .. } => Some(request(tree, &file, kube_version)),
+            Entry::Application { file, .. } => Some(request(tree, &file)),
             Entry::Files { .. } => None,
         })
         .collect()
-}
-
-/// Kinds of the Kubernetes API that are not namespaced.
-const CLUSTER_SCOPED: &[&str] = &[
-    "APIService",
-    "CSIDriver",
-    "CSINode",
-    "CertificateSigningRequest",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "FlowSchema",
-    "IngressClass",
-    "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding",
-    "MutatingWebhookConfiguration",
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "PriorityClass",
-    "PriorityLevelConfiguration",
-    "RuntimeClass",
-    "StorageClass",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "ValidatingWebhookConfiguration",
-    "VolumeAttachment",
-];
-
-/// Kinds of the Kubernetes API that are namespaced (those charts render).
-const NAMESPACED: &[&str] = &[
-    "ConfigMap",
-    "ControllerRevision",
-    "CronJob",
-    "DaemonSet",
-    "Deployment",
-    "Endpoints",
-    "EndpointSlice",
-    "HorizontalPodAutoscaler",
-    "Ingress",
-    "Job",
-    "Lease",
-    "LimitRange",
-    "NetworkPolicy",
-    "PersistentVolumeClaim",
-    "Pod",
-    "PodDisruptionBudget",
-    "ReplicaSet",
-    "ResourceQuota",
-    "Role",
-    "RoleBinding",
-    "Secret",
-    "Service",
-    "ServiceAccount",
-    "StatefulSet",
-];
-
-/// Whether objects of `kind` are namespaced: the API's kinds, then the CRDs in `objects`.
-fn namespaced(kind: &str, crds: &BTreeMap<String, bool>) -> Option<bool> {
-    if CLUSTER_SCOPED.contains(&kind) {
-        Some(false)
-    } else if NAMESPACED.contains(&kind) {
-        Some(true)
-    } else {
-        crds.get(kind).copied()
-    }
-}
-
-/// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
 /// Whether Talos should create this object: not a Helm test or delete hook.
@@ -276,11 +178,13 @@ fn installed(obj: &Value) -> bool {
 
 /// Argo CD's tracking id of an object of Application `app` (destination `namespace`).
 pub fn tracking_id(app: &str, obj: &Value, namespace: &str) -> String {
-    let group = group_of(obj["apiVersion"].as_str().unwrap_or_default());
-    let kind = obj["kind"].as_str().unwrap_or_default();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    format!("{app}:{group}/{kind}:{ns}/{name}")
+    let id = object_id(obj);
+    let ns = if id.namespace.is_empty() {
+        namespace
+    } else {
+        &id.namespace
+    };
+    format!("{app}:{}/{}:{ns}/{}", id.group(), id.kind, id.name)
 }
 
 fn annotate(obj: &mut Value, key: &str, value: &str) {
@@ -315,16 +219,7 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value
         .into_iter()
         .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
         .collect();
-    let crds: BTreeMap<String, bool> = objects
-        .iter()
-        .filter(|o| o["kind"] == "CustomResourceDefinition")
-        .filter_map(|o| {
-            Some((
-                o["spec"]["names"]["kind"].as_str()?.to_string(),
-                o["spec"]["scope"] == "Namespaced",
-            ))
-        })
-        .collect();
+    let scopes = Scopes::from_crds(&objects);
     let mut out = Vec::new();
     // Argo CD creates the destination namespace (`CreateNamespace=true`); Talos must too.
     let system = ["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -339,19 +234,17 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value
         }));
     }
     for mut obj in objects.into_iter().filter(installed) {
-        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let scoped = namespaced(&kind, &crds).ok_or_else(|| Error::UnknownScope {
-            app: request.app.clone(),
-            kind: kind.clone(),
-            name: name.clone(),
-        })?;
-        if scoped && obj["metadata"].get("namespace").is_none() {
-            obj["metadata"]["namespace"] = json!(request.namespace);
+        // Talos would put a namespaced object without a namespace in `default`; Argo CD puts
+        // it in the destination namespace, as hydration does.
+        let id = object_id(&obj);
+        if scopes.namespaced(id.group(), &id.kind).is_none() {
+            return Err(Error::UnknownScope {
+                app: request.app.clone(),
+                kind: id.kind,
+                name: id.name,
+            });
         }
+        place(&mut obj, &scopes, &request.namespace);
         // Hooks are not resources of an Application: Argo CD must not find them as its own.
         if obj["metadata"]["annotations"].get(HELM_HOOK).is_none() {
             let id = tracking_id(&request.app, &obj, &request.namespace);
@@ -368,7 +261,6 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value
 /// Application live.
 pub fn inline_manifests(
     tree: &RenderedTree,
-    kube_version: &str,
     hydrated: &BTreeMap<String, String>,
     argocd_namespace: &str,
 ) -> Result<Vec<Value>> {
@@ -377,7 +269,7 @@ pub fn inline_manifests(
     for entry in entries(tree)? {
         let (name, objects) = match entry {
             Entry::Application { name, file } => {
-                let request = request(tree, &file, kube_version)?;
+                let request = request(tree, &file)?;
                 let text = hydrated.get(&request.app).ok_or_else(|| Error::Hydrate {
                     app: request.app.clone(),
                     message: "not hydrated".into(),
@@ -437,15 +329,10 @@ mod tests {
     fn hooks_objects_namespaces() {
         let request = Request {
             app: "argo-cd".into(),
-            chart: "argo-cd".into(),
-            version: "1".into(),
-            repo: "r".into(),
-            release: "argocd".into(),
+            file: "apps/argo-cd.yaml".into(),
             namespace: "argocd".into(),
-            values: vec![],
-            kube_version: "1.36.3".into(),
         };
-        let helm = "---\n# a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  annotations:\n---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: init\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: test\n  annotations:\n    helm.sh/hook: test-success\n---\napiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: t\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.x.io\nspec:\n  scope: Cluster\n  names:\n    kind: Thing\n";
+        let helm = "---\n# a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  annotations:\n---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: init\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: test\n  annotations:\n    helm.sh/hook: test-success\n---\napiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: t\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.x.io\nspec:\n  group: x.io\n  scope: Cluster\n  names:\n    kind: Thing\n";
         let objects = application_objects(&request, helm).unwrap();
         let names: Vec<&str> = objects
             .iter()

@@ -112,8 +112,14 @@ pub fn open_bundle(
     Ok(secrets::Bundle::from_value(&path, &tree)?)
 }
 
-/// Runs `helm template` for one Application of the bootstrap: helm's output.
-pub type Hydrate<'a> = dyn FnMut(&bootstrap::Request) -> bootstrap::Result<String> + 'a;
+/// Hydrates the Applications of the bootstrap of a cluster (its name and rendered tree):
+/// helm's output per Application name (the edge runs it as `kubeprint hydrate` does).
+pub type Hydrate<'a> = dyn FnMut(
+        &str,
+        &crate::tree::RenderedTree,
+        &[bootstrap::Request],
+    ) -> bootstrap::Result<std::collections::BTreeMap<String, String>>
+    + 'a;
 
 /// The complete machine config of one node, as multi-document YAML, checked against the
 /// schema of the cluster's Talos minor. A control plane's carries the bootstrap's inline
@@ -159,15 +165,14 @@ pub fn node_config(
     };
     let mut patch = read(&patch_path)?;
     if role == Role::ControlPlane {
-        let k8s = &spec.versions.kubernetes;
-        let mut hydrated = std::collections::BTreeMap::new();
-        for request in bootstrap::requests(&tree, k8s)? {
-            let text = hydrate(&request)?;
-            hydrated.insert(request.app.clone(), text);
-        }
+        let requests = bootstrap::requests(&tree)?;
+        let hydrated = if requests.is_empty() {
+            Default::default()
+        } else {
+            hydrate(&names[0], &tree, &requests)?
+        };
         let manifests = bootstrap::inline_manifests(
             &tree,
-            k8s,
             &hydrated,
             &checked.fleet.settings.value.argocd_namespace,
         )?;
