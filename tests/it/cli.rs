@@ -145,7 +145,7 @@ fn a_failed_render_leaves_the_previous_tree_untouched() {
     let out = f.run(&["render", "--today", TODAY]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("blueprints/cilium/values.yaml.j2:2: rendering for cluster `acme-prod` failed: an undefined value reached a filter (a misspelt or missing name)"),
+        out.stderr.contains("blueprints/cilium/values.yaml.j2:5: rendering for cluster `acme-prod` failed: an undefined value reached a filter (a misspelt or missing name)"),
         "{}",
         out.stderr
     );
