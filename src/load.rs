@@ -180,12 +180,67 @@ fn git_revision(root: &Path) -> Option<Revision> {
 ///
 /// `subdir` is where the fleet lives inside the repository (`""` for its root).
 pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
+    let repo = open(repo_path, rev)?;
+    Ok(read_tree(&repo, repo_path, rev, subdir, None)?.0)
+}
+
+/// Reads revisions `base` and `head` as [`load_git`] reads each, with the least work: the
+/// head is read whole, then the base reads from git only what differs from it. A base
+/// directory whose tree id is the head's at the same path is not walked, and a base file
+/// whose blob id is the head's at the same path is not read nor decoded: the head's text
+/// is taken (same id, same bytes; same path, same decoding). A one-cluster change thus
+/// reads one fleet and one file, not two fleets. The result is the pair `load_git` gives
+/// for each (the `diff::` integration tests check it); with both revisions unreadable, the
+/// base's error comes first, as with two separate loads.
+pub fn load_git_pair(
+    repo_path: &Path,
+    base: &str,
+    head: &str,
+    subdir: &str,
+) -> (Result<Sources>, Result<Sources>) {
+    let repo = match open(repo_path, head) {
+        Ok(repo) => repo,
+        Err(e) => return (load_git(repo_path, base, subdir), Err(e)),
+    };
+    match read_tree(&repo, repo_path, head, subdir, None) {
+        Ok((head_sources, ids)) => {
+            let base_sources =
+                read_tree(&repo, repo_path, base, subdir, Some((&head_sources, &ids)))
+                    .map(|(s, _)| s);
+            (base_sources, Ok(head_sources))
+        }
+        Err(e) => (
+            read_tree(&repo, repo_path, base, subdir, None).map(|(s, _)| s),
+            Err(e),
+        ),
+    }
+}
+
+/// The git ids of a revision's directories (`path/`) and files, by path under the fleet.
+type Ids = std::collections::BTreeMap<String, git2::Oid>;
+
+fn open(repo_path: &Path, rev: &str) -> Result<git2::Repository> {
+    git2::Repository::discover(repo_path).map_err(|source| Error::Git {
+        path: repo_path.to_path_buf(),
+        rev: rev.to_string(),
+        source,
+    })
+}
+
+/// The inputs of `rev` and the ids of its trees and blobs. With `known` (another
+/// revision's sources and ids), what has the same id at the same path is taken from it.
+fn read_tree(
+    repo: &git2::Repository,
+    repo_path: &Path,
+    rev: &str,
+    subdir: &str,
+    known: Option<(&Sources, &Ids)>,
+) -> Result<(Sources, Ids)> {
     let git_err = |source| Error::Git {
         path: repo_path.to_path_buf(),
         rev: rev.to_string(),
         source,
     };
-    let repo = git2::Repository::discover(repo_path).map_err(git_err)?;
     let commit = repo
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
@@ -195,17 +250,39 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
     if !subdir.is_empty() {
         let entry = tree.get_path(Path::new(subdir)).map_err(git_err)?;
         tree = entry
-            .to_object(&repo)
+            .to_object(repo)
             .and_then(|o| o.peel_to_tree())
             .map_err(git_err)?;
     }
     let mut sources = Sources::default();
+    let mut ids = Ids::new();
     let mut failure = None;
     let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("{dir}{}", entry.name().unwrap_or(""));
+        if entry.kind() == Some(git2::ObjectType::Tree) {
+            let path = format!("{path}/");
+            if let Some((other, other_ids)) = known
+                && other_ids.get(&path) == Some(&entry.id())
+            {
+                // The same tree: the same files, links and all (the other revision
+                // refused a link in it already).
+                sources.files.extend(
+                    other
+                        .files
+                        .range(path.clone()..)
+                        .take_while(|(p, _)| p.starts_with(&path))
+                        .map(|(p, t)| (p.clone(), t.clone())),
+                );
+                return git2::TreeWalkResult::Skip;
+            }
+            if known.is_none() {
+                ids.insert(path, entry.id());
+            }
+            return git2::TreeWalkResult::Ok;
+        }
         if entry.kind() != Some(git2::ObjectType::Blob) {
             return git2::TreeWalkResult::Ok;
         }
-        let path = format!("{dir}{}", entry.name().unwrap_or(""));
         if entry.filemode() == i32::from(git2::FileMode::Link) {
             if link_is_refused(&path) {
                 failure = Some(Error::Symlink { path });
@@ -216,9 +293,19 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
         if !is_input(&path) {
             return git2::TreeWalkResult::Ok;
         }
+        if let Some((other, other_ids)) = known
+            && other_ids.get(&path) == Some(&entry.id())
+            && let Some(text) = other.files.get(&path)
+        {
+            sources.files.insert(path, text.clone());
+            return git2::TreeWalkResult::Ok;
+        }
         match repo.find_blob(entry.id()) {
             Ok(blob) => match yaml::decode_text(&path, blob.content()) {
                 Ok(text) => {
+                    if known.is_none() {
+                        ids.insert(path.clone(), entry.id());
+                    }
                     sources.files.insert(path, text);
                 }
                 Err(e) => {
@@ -248,5 +335,5 @@ pub fn load_git(repo_path: &Path, rev: &str, subdir: &str) -> Result<Sources> {
         subject: commit.summary().ok().flatten().unwrap_or("").to_string(),
         dirty: false,
     });
-    Ok(sources)
+    Ok((sources, ids))
 }

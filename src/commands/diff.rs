@@ -18,31 +18,37 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result {
     }
     let dir = &args.fleet.fleet;
     let subdir = fleet_subdir(dir)?;
-    // The base is loaded while the head is loaded and validated; then the base is
-    // validated without the clusters whose files are the head's (the head's check covered
-    // them), so that a change to one cluster costs one fleet's validation, not two.
+    // Two revisions: the head is read whole, the base only where its git ids differ from
+    // the head's (`load_git_pair`). The working directory: the base is loaded while the
+    // head is loaded. Then the head is validated, and the base without the clusters whose
+    // files are the head's (the head's check covered them), so that a change to one
+    // cluster costs one fleet's reading and validation, not two.
     let day = today(&args.fleet);
-    let (base, head) = rayon::join(
-        || -> Result<_> {
-            load::load_git(dir, &args.base, &subdir).map_err(|e| load_error("base", &args.base, e))
-        },
-        || -> Result<_> {
-            let (label, sources) = match &args.head {
-                Some(rev) => (
-                    rev.clone(),
-                    load::load_git(dir, rev, &subdir).map_err(|e| load_error("head", rev, e))?,
-                ),
-                None => (
-                    "working directory".to_string(),
-                    load::load_dir(dir).map_err(|e| load_error("head", "working directory", e))?,
-                ),
-            };
-            let checked = fleet::check(&sources, day).map_err(|e| side_error("head", &label, e));
-            Ok((label, sources, checked))
-        },
-    );
+    let (base, head) = match &args.head {
+        Some(rev) => {
+            let (base, head) = load::load_git_pair(dir, &args.base, rev, &subdir);
+            (
+                base.map_err(|e| load_error("base", &args.base, e)),
+                head.map(|s| (rev.clone(), s))
+                    .map_err(|e| load_error("head", rev, e)),
+            )
+        }
+        None => rayon::join(
+            || {
+                load::load_git(dir, &args.base, &subdir)
+                    .map_err(|e| load_error("base", &args.base, e))
+            },
+            || {
+                load::load_dir(dir)
+                    .map(|s| ("working directory".to_string(), s))
+                    .map_err(|e| load_error("head", "working directory", e))
+            },
+        ),
+    };
     let base_sources = base?;
-    let (head_label, head_sources, head_checked) = head?;
+    let (head_label, head_sources) = head?;
+    let head_checked =
+        fleet::check(&head_sources, day).map_err(|e| side_error("head", &head_label, e));
     let head_checked = match head_checked {
         Ok(checked) => checked,
         Err(e) => {

@@ -178,3 +178,113 @@ fn a_change_to_one_cluster_shows_that_cluster_only() {
     assert_eq!(unchanged, ["globex-dev", "initech-prod"], "{stdout}");
     assert!(stdout.contains("60d"), "{stdout}");
 }
+
+mod pair {
+    //! `load::load_git_pair` shares what the head read with the base wherever the git ids
+    //! are the same: its pair must be the two revisions read alone, for any edits, errors
+    //! included.
+
+    use std::path::Path;
+
+    use kubeprint::load;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    use crate::support::git::Env;
+
+    const EDITS: usize = 9;
+
+    /// Edit `e` of the example fleet's working tree: a cluster spec, a file of a cluster's
+    /// directory, a tier, a blueprint manifest, a cluster removed, a new cluster directory,
+    /// a file that is no input, a file that is not text (an error), a link (an error).
+    fn apply(dir: &Path, e: usize) {
+        let append = |file: &str, line: &str| {
+            let path = dir.join(file);
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            text.push_str(line);
+            std::fs::write(path, text).unwrap();
+        };
+        match e {
+            0 => append("overlays/clusters/acme-prod.yaml", "# edited\n"),
+            1 => append(
+                "overlays/clusters/acme-prod/talos-secrets.sops.yaml",
+                "# edited\n",
+            ),
+            2 => append("overlays/tiers/production.yaml", "# edited\n"),
+            3 => append("blueprints/cilium/blueprint.yaml", "# edited\n"),
+            4 => {
+                std::fs::remove_dir_all(dir.join("overlays/clusters/globex-dev")).unwrap();
+                std::fs::remove_file(dir.join("overlays/clusters/globex-dev.yaml")).unwrap();
+            }
+            5 => {
+                std::fs::create_dir_all(dir.join("overlays/clusters/new-one")).unwrap();
+                std::fs::write(dir.join("overlays/clusters/new-one/notes.yaml"), "a: 1\n").unwrap();
+            }
+            6 => std::fs::write(dir.join("overlays/README.md"), "not an input\n").unwrap(),
+            7 => std::fs::write(dir.join("overlays/tiers/broken.yaml"), b"a: \xff\n").unwrap(),
+            _ => std::os::unix::fs::symlink(
+                "production.yaml",
+                dir.join("overlays/tiers/linked.yaml"),
+            )
+            .unwrap(),
+        }
+    }
+
+    /// The outcome of a load, comparable: the sources, or the error's text and kind.
+    fn outcome(
+        r: load::Result<kubeprint::model::Sources>,
+    ) -> Result<kubeprint::model::Sources, String> {
+        r.map_err(|e| format!("{e} / {e:?}"))
+    }
+
+    #[test]
+    fn reading_both_revisions_at_once_is_reading_each_alone() {
+        let env = Env::new();
+        let pristine = env.fleet_repo("pristine");
+        let config = Config {
+            cases: 10,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let case = std::cell::Cell::new(0);
+        let result = runner.run(&(0u32..(1 << EDITS), 0u32..(1 << EDITS)), |(b, h)| {
+            case.set(case.get() + 1);
+            let repo = env.path().join(format!("case-{}", case.get()));
+            let st = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&pristine)
+                .arg(&repo)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let commit = |edits: u32| {
+                env.run_git(&repo, &["checkout", "-q", "--detach", "main"]);
+                env.run_git(&repo, &["clean", "-qfdx"]);
+                for e in 0..EDITS {
+                    if edits & (1 << e) != 0 {
+                        apply(&repo, e);
+                    }
+                }
+                env.commit_all(&repo, &format!("edits {edits:b}"))
+            };
+            let (base, head) = (commit(b), commit(h));
+            let (pb, ph) = load::load_git_pair(&repo, &base, &head, "");
+            let (pb, ph) = (outcome(pb), outcome(ph));
+            prop_assert_eq!(&pb, &outcome(load::load_git(&repo, &base, "")));
+            prop_assert_eq!(&ph, &outcome(load::load_git(&repo, &head, "")));
+            // An unknown base: its error, and the head read all the same.
+            let (ub, uh) = load::load_git_pair(&repo, "no-such-rev", &head, "");
+            prop_assert_eq!(
+                outcome(ub),
+                outcome(load::load_git(&repo, "no-such-rev", ""))
+            );
+            prop_assert_eq!(outcome(uh), ph);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}
