@@ -342,8 +342,8 @@ pub fn without_same_clusters(
         })
         .map(|(name, _)| name.clone())
         .collect();
-    let mut reduced = base.clone();
-    reduced.files.retain(|p, _| {
+    // Copy only what is kept: a one-cluster change keeps a few files of thousands.
+    let kept = |p: &String| {
         let Some(rest) = p.strip_prefix(paths::CLUSTERS) else {
             return true;
         };
@@ -352,7 +352,16 @@ pub fn without_same_clusters(
             None => rest.strip_suffix(".yaml").unwrap_or(rest),
         };
         !same.contains(name)
-    });
+    };
+    let reduced = Sources {
+        files: base
+            .files
+            .iter()
+            .filter(|(p, _)| kept(p))
+            .map(|(p, t)| (p.clone(), t.clone()))
+            .collect(),
+        revision: base.revision.clone(),
+    };
     (reduced, same)
 }
 
