@@ -192,7 +192,8 @@ mod pair {
 
     use crate::support::git::Env;
 
-    const EDITS: usize = 9;
+    /// Edits that leave the fleet readable; 7 and 8 are errors, drawn more rarely.
+    const EDITS: usize = 7;
 
     /// Edit `e` of the example fleet's working tree: a cluster spec, a file of a cluster's
     /// directory, a tier, a blueprint manifest, a cluster removed, a new cluster directory,
@@ -242,14 +243,16 @@ mod pair {
         let env = Env::new();
         let pristine = env.fleet_repo("pristine");
         let config = Config {
-            cases: 10,
+            cases: 16,
             failure_persistence: None,
             ..Config::default()
         };
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]);
         let mut runner = TestRunner::new_with_rng(config, rng);
         let case = std::cell::Cell::new(0);
-        let result = runner.run(&(0u32..(1 << EDITS), 0u32..(1 << EDITS)), |(b, h)| {
+        // Per side: the edits, and 0 (a non-text file) or 1 (a link) for an error, 1 in 4.
+        let side = (0u32..(1 << EDITS), 0u32..8);
+        let result = runner.run(&(side.clone(), side), |((b, be), (h, he))| {
             case.set(case.get() + 1);
             let repo = env.path().join(format!("case-{}", case.get()));
             let st = std::process::Command::new("cp")
@@ -259,7 +262,7 @@ mod pair {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let commit = |edits: u32| {
+            let commit = |edits: u32, error: u32| {
                 env.run_git(&repo, &["checkout", "-q", "--detach", "main"]);
                 env.run_git(&repo, &["clean", "-qfdx"]);
                 for e in 0..EDITS {
@@ -267,9 +270,12 @@ mod pair {
                         apply(&repo, e);
                     }
                 }
-                env.commit_all(&repo, &format!("edits {edits:b}"))
+                if error < 2 {
+                    apply(&repo, 7 + error as usize);
+                }
+                env.commit_all(&repo, &format!("edits {edits:b}, error {error}"))
             };
-            let (base, head) = (commit(b), commit(h));
+            let (base, head) = (commit(b, be), commit(h, he));
             let (pb, ph) = load::load_git_pair(&repo, &base, &head, "");
             let (pb, ph) = (outcome(pb), outcome(ph));
             prop_assert_eq!(&pb, &outcome(load::load_git(&repo, &base, "")));
