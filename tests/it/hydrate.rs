@@ -208,12 +208,10 @@ fn a_crd_too_large_for_client_side_apply_is_found() {
 fn a_chart_that_fails_to_template_is_a_finding_and_hydrate_writes_nothing() {
     let f = fixture();
     // loki needs its bucket names; without them the chart fails to template.
-    f.write(
+    f.edit(
         "overlays/clusters/acme-prod.yaml",
-        &format!(
-            "{}  loki:\n    values:\n      loki:\n        storage:\n          bucketNames: null\n",
-            f.read("overlays/clusters/acme-prod.yaml")
-        ),
+        "\ncomponents:\n",
+        "\ncomponents:\n  loki:\n    values:\n      loki:\n        storage:\n          bucketNames: null\n",
     );
     let (code, findings, _) = check(&f, "acme-prod");
     assert_eq!(code, 1);

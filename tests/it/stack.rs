@@ -266,20 +266,27 @@ fn metallb_pools_give_each_ingress_class_its_address() {
                     .is_none()
             );
         }
+        // The allowlist, enforced twice: the Service's source ranges (Cilium drops other
+        // clients) and nginx's own `whitelist-source-range`. Both admit the cluster's
+        // nodes too, which pull images from Harbor through this class.
         let secured = values(&tree, "ingress-nginx-external-secured");
-        let allow = &spec["ingress"]["securedAllowlist"];
-        let service = &secured["controller"]["service"];
-        assert_eq!(&service["loadBalancerSourceRanges"], allow, "{name}");
-        assert_eq!(service["externalTrafficPolicy"], "Local", "{name}");
-        let joined: Vec<&str> = allow
+        let mut allow: Vec<&str> = spec["ingress"]["securedAllowlist"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
+        allow.push(spec["network"]["nodeSubnet"].as_str().unwrap());
+        let service = &secured["controller"]["service"];
+        assert_eq!(
+            service["loadBalancerSourceRanges"],
+            serde_json::json!(allow),
+            "{name}"
+        );
+        assert_eq!(service["externalTrafficPolicy"], "Local", "{name}");
         assert_eq!(
             secured["controller"]["config"]["whitelist-source-range"],
-            joined.join(","),
+            allow.join(","),
             "{name}"
         );
         // The other two admit everyone.
@@ -344,33 +351,165 @@ fn ceph_follows_the_tier_production_on_storage_nodes_by_zone_devtest_on_workers_
     }
 }
 
+/// The solver cert-manager picks for a DNS name (its selection rule: a solver whose
+/// `dnsZones` holds the longest suffix of the name wins over one without a selector).
+fn acme_solver<'a>(issuer: &'a Value, host: &str) -> &'a Value {
+    let solvers = issuer["spec"]["acme"]["solvers"].as_array().unwrap();
+    let zone_len = |s: &Value| {
+        s["selector"]["dnsZones"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|z| z.as_str())
+            .filter(|z| host == *z || host.ends_with(&format!(".{z}")))
+            .map(str::len)
+            .max()
+    };
+    solvers
+        .iter()
+        .filter_map(|s| zone_len(s).map(|l| (l, s)))
+        .max_by_key(|(l, _)| *l)
+        .map(|(_, s)| s)
+        .or_else(|| solvers.iter().find(|s| s.get("selector").is_none()))
+        .unwrap_or_else(|| panic!("no solver for {host}"))
+}
+
 #[test]
-fn cert_manager_has_an_acme_issuer_through_nginx_external_and_an_internal_ca() {
+fn platform_names_are_solved_by_dns01_and_http01_only_through_nginx_external() {
+    let sources = sources();
+    let fleet_dns01 = &sources_fleet_settings(&sources)["acmeDns01"];
+    assert!(fleet_dns01.is_object(), "fleet.yaml settings.acmeDns01");
+    for (name, tree) in render_examples() {
+        let objects = docs(&tree, "manifests/cert-manager/cluster-issuers.yaml");
+        let letsencrypt = objects
+            .iter()
+            .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == "letsencrypt")
+            .unwrap_or_else(|| panic!("{name}: ClusterIssuer letsencrypt"));
+        // Every platform UI's name is solved by DNS-01, with the provider's DNS from fleet.yaml.
+        for (ui, _, annotations, hosts) in ui_ingresses(&tree) {
+            assert_eq!(annotations["cert-manager.io/cluster-issuer"], "letsencrypt");
+            for host in hosts {
+                let solver = acme_solver(letsencrypt, &host);
+                assert_eq!(
+                    &solver["dns01"], fleet_dns01,
+                    "{name}: {ui} {host}: {solver}"
+                );
+            }
+        }
+        // Credentials only by Secret reference.
+        let rfc = &fleet_dns01["rfc2136"];
+        assert!(rfc["tsigSecretSecretRef"]["name"].is_string());
+        assert!(
+            !text(&tree, "manifests/cert-manager/cluster-issuers.yaml").contains("tsigSecret:")
+        );
+        // Other names (a tenant's own host) fall to HTTP-01, through nginx-external only.
+        let other = acme_solver(letsencrypt, "shop.client.example");
+        assert_eq!(
+            other["http01"]["ingress"]["ingressClassName"],
+            "nginx-external"
+        );
+        for s in letsencrypt["spec"]["acme"]["solvers"].as_array().unwrap() {
+            assert_ne!(
+                s["http01"]["ingress"]["ingressClassName"], "nginx-external-secured",
+                "{name}: an HTTP-01 challenge the ACME servers cannot reach"
+            );
+        }
+        // The solver pod, which runs in the Certificate's (tenant's) namespace, carries
+        // the cost label the tenant policies require.
+        assert_eq!(
+            other["http01"]["ingress"]["podTemplate"]["metadata"]["labels"]["kubeprint.io/cost-center"],
+            "platform-cert-manager"
+        );
+    }
+}
+
+fn sources_fleet_settings(sources: &Sources) -> Value {
+    let fleet = Fleet::from_sources(sources).expect("the example fleet is typed");
+    fleet.settings.value.settings.clone().unwrap()
+}
+
+#[test]
+fn the_internal_ca_is_trusted_by_every_node_where_the_cluster_has_one() {
     for (name, tree) in render_examples() {
         let objects = docs(&tree, "manifests/cert-manager/cluster-issuers.yaml");
         let issuer = |n: &str| {
             objects
                 .iter()
                 .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == n)
-                .unwrap_or_else(|| panic!("{name}: ClusterIssuer {n}"))
         };
         assert_eq!(
-            issuer("letsencrypt")["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"],
-            "nginx-external"
-        );
-        assert!(
-            issuer("selfsigned-bootstrap")["spec"]
-                .get("selfSigned")
-                .is_some()
-        );
-        assert_eq!(
-            issuer("internal-ca")["spec"]["ca"]["secretName"],
+            issuer("internal-ca").unwrap()["spec"]["ca"]["secretName"],
             "internal-ca"
         );
-        let ca = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
-        assert_eq!(ca["spec"]["isCA"], true);
-        assert_eq!(ca["spec"]["issuerRef"]["name"], "selfsigned-bootstrap");
+        let nodes: Vec<&String> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("talos/nodes/"))
+            .collect();
+        assert!(!nodes.is_empty());
+        let trusted: Vec<Value> = nodes
+            .iter()
+            .map(|p| {
+                docs(&tree, p)
+                    .into_iter()
+                    .filter(|d| d["kind"] == "TrustedRootsConfig")
+                    .collect::<Vec<_>>()
+            })
+            .map(|mut d| d.pop().unwrap_or(Value::Null))
+            .collect();
+        if name == "acme-prod" {
+            // A CA given in the spec: cert-manager signs with it, every node trusts it.
+            let ca = issuer("internal-ca").unwrap();
+            assert!(issuer("selfsigned-bootstrap").is_none(), "{ca}");
+            assert!(objects.iter().all(|o| o["kind"] != "Certificate"));
+            for t in &trusted {
+                assert_eq!(t["name"], "internal-ca", "{name}");
+                let pem = t["certificates"].as_str().unwrap();
+                assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+                assert!(!pem.contains("PRIVATE"));
+            }
+        } else {
+            // None given: in-cluster only, and no node is told to trust anything.
+            assert!(issuer("selfsigned-bootstrap").is_some(), "{name}");
+            let ca = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
+            assert_eq!(ca["spec"]["issuerRef"]["name"], "selfsigned-bootstrap");
+            assert!(trusted.iter().all(Value::is_null), "{name}");
+        }
     }
+}
+
+#[test]
+fn choosing_the_internal_ca_without_a_certificate_the_nodes_trust_is_an_error() {
+    let fixture = crate::support::Fixture::example();
+    fixture.edit(
+        "fleet.yaml",
+        "  uiIssuer: letsencrypt",
+        "  uiIssuer: internal-ca",
+    );
+    let out = fixture.run(&[
+        "render",
+        "--cluster",
+        "globex-dev",
+        "--today",
+        crate::support::TODAY,
+    ]);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 2, "{stderr}");
+    assert!(
+        stderr.contains("blueprints/cert-manager/manifests/cluster-issuers.yaml.j2:")
+            && stderr.contains("internalCA"),
+        "{stderr}"
+    );
+    assert!(!fixture.out().exists());
+    // acme-prod has its CA: it renders.
+    let out = fixture.run(&[
+        "render",
+        "--cluster",
+        "acme-prod",
+        "--today",
+        crate::support::TODAY,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 /// The Ingress-shaped settings of every platform UI: (component, class, annotations, hosts).
@@ -733,6 +872,35 @@ fn the_tiers_differ_only_through_their_overlay_files() {
         differing.is_empty(),
         "differ beyond the overlay: {differing:?}"
     );
+}
+
+#[test]
+fn the_trusted_roots_document_passes_the_talos_1_12_schema_too() {
+    // globex-dev runs Talos 1.12: give it acme-prod's CA and check its tree.
+    let fixture = crate::support::Fixture::example();
+    let initech = fixture.read("overlays/clusters/acme-prod.yaml");
+    let start = initech.find("  internalCA:\n").unwrap();
+    let end = initech[start..]
+        .find("-----END CERTIFICATE-----\n")
+        .unwrap()
+        + start
+        + 26;
+    fixture.write(
+        "overlays/clusters/globex-dev.yaml",
+        &format!(
+            "{}settings:\n{}",
+            fixture.read("overlays/clusters/globex-dev.yaml"),
+            &initech[start..end]
+        ),
+    );
+    let today = crate::support::TODAY;
+    let out = fixture.run(&["render", "--cluster", "globex-dev", "--today", today]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tree = fixture.out().join("globex-dev");
+    let node = std::fs::read_to_string(tree.join("talos/nodes/globex-dev-wk-1.yaml")).unwrap();
+    assert!(node.contains("kind: TrustedRootsConfig"));
+    let out = fixture.run(&["check", tree.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
 /// Keys of the k10 9.0.7 chart's default `values.yaml` per map that `values/kasten.yaml`
