@@ -43,6 +43,7 @@ pub const FILES: &[(&str, &str)] = &[
     example_file!("blueprints/kubeprint-watch/manifests/dashboard.yaml.j2"),
     example_file!("blueprints/kubeprint-watch/manifests/watch.yaml.j2"),
     example_file!("blueprints/kyverno-policies/blueprint.yaml"),
+    example_file!("blueprints/kyverno-policies/manifests/exceptions.yaml.j2"),
     example_file!("blueprints/kyverno-policies/manifests/per-tenant.yaml.j2"),
     example_file!("blueprints/kyverno-policies/manifests/tenant-policies.yaml.j2"),
     example_file!("blueprints/kyverno/blueprint.yaml"),
