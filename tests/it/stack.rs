@@ -725,7 +725,7 @@ fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
     );
     let harbor = values(sso, "harbor");
     assert_eq!(
-        harbor["core"]["extraEnvVars"][0]["name"],
+        harbor["core"]["extraEnvVars"][1]["name"],
         "CONFIG_OVERWRITE_JSON"
     );
     assert_eq!(values(sso, "kasten")["auth"]["oidcAuth"]["enabled"], true);
@@ -745,7 +745,13 @@ fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
                 .get("auth.generic_oauth")
                 .is_none()
         );
-        assert!(values(tree, "harbor")["core"].get("extraEnvVars").is_none());
+        assert!(
+            values(tree, "harbor")["core"]["extraEnvVars"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["name"] != "CONFIG_OVERWRITE_JSON")
+        );
         assert_eq!(values(tree, "kasten")["auth"]["tokenAuth"]["enabled"], true);
     }
 }
@@ -872,6 +878,368 @@ fn the_tiers_differ_only_through_their_overlay_files() {
         differing.is_empty(),
         "differ beyond the overlay: {differing:?}"
     );
+}
+
+/// A peer of a network flow: a pod (its namespace's labels and its own), or an address.
+enum Peer<'a> {
+    Pod(Value, Value),
+    Ip(&'a str),
+}
+
+fn labels_select(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let l = labels.get(e["key"].as_str().unwrap());
+            match e["operator"].as_str().unwrap() {
+                "Exists" => l.is_some(),
+                "In" => e["values"].as_array().unwrap().iter().any(|v| Some(v) == l),
+                other => panic!("{other} is not modelled"),
+            }
+        });
+    by_labels && by_expressions
+}
+
+fn in_cidr(ip: &str, cidr: &str) -> bool {
+    let (net, bits) = cidr.split_once('/').unwrap();
+    let bits: u32 = bits.parse().unwrap();
+    let a: u32 = ip.parse::<std::net::Ipv4Addr>().unwrap().into();
+    let n: u32 = net.parse::<std::net::Ipv4Addr>().unwrap().into();
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    a & mask == n & mask
+}
+
+/// Whether Kubernetes NetworkPolicy semantics admit `from` to a pod with `pod_labels` in
+/// namespace `ns`, on `port`/`proto`: admitted when no policy selects the pod for ingress,
+/// or when a rule of one that does admits the peer and the port.
+fn ingress_allowed(
+    policies: &[Value],
+    ns: &str,
+    pod_labels: &Value,
+    from: &Peer,
+    port: u16,
+    proto: &str,
+) -> bool {
+    let selecting: Vec<&Value> = policies
+        .iter()
+        .filter(|p| p["kind"] == "NetworkPolicy" && p["metadata"]["namespace"] == ns)
+        .filter(|p| labels_select(&p["spec"]["podSelector"], pod_labels))
+        .collect();
+    if selecting.is_empty() {
+        return true;
+    }
+    selecting.iter().any(|p| {
+        p["spec"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|rule| {
+                let port_ok = rule["ports"].as_array().is_none_or(|ports| {
+                    ports.iter().any(|q| {
+                        q["port"] == port && q["protocol"].as_str().unwrap_or("TCP") == proto
+                    })
+                });
+                let peer_ok = rule["from"].as_array().is_none_or(|peers| {
+                    peers.iter().any(|peer| match from {
+                        Peer::Pod(ns_labels, labels) => {
+                            let ns_ok = match peer.get("namespaceSelector") {
+                                Some(sel) => labels_select(sel, ns_labels),
+                                None => {
+                                    peer.get("podSelector").is_some()
+                                        && ns_labels["kubernetes.io/metadata.name"] == ns
+                                }
+                            };
+                            let pod_ok = peer
+                                .get("podSelector")
+                                .is_none_or(|sel| labels_select(sel, labels));
+                            peer.get("ipBlock").is_none() && ns_ok && pod_ok
+                        }
+                        Peer::Ip(ip) => peer
+                            .get("ipBlock")
+                            .is_some_and(|b| in_cidr(ip, b["cidr"].as_str().unwrap())),
+                    })
+                });
+                port_ok && peer_ok
+            })
+    })
+}
+
+fn ns_labels(name: &str) -> Value {
+    serde_json::json!({"kubernetes.io/metadata.name": name})
+}
+
+#[test]
+fn tenants_reach_only_the_ingress_dns_and_object_gateway_of_the_platform() {
+    use serde_json::json;
+    for (name, tree) in render_examples() {
+        let policies: Vec<Value> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("manifests/network-policies/"))
+            .flat_map(|p| docs(&tree, p))
+            .collect();
+        // Every namespace the stack deploys to starts from a default deny.
+        let namespaces: std::collections::BTreeSet<String> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("apps/") && *p != "apps/root.yaml")
+            .map(|p| {
+                docs(&tree, p).remove(0)["spec"]["destination"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for ns in &namespaces {
+            assert!(
+                policies
+                    .iter()
+                    .any(|p| p["metadata"]["namespace"] == ns.as_str()
+                        && p["metadata"]["name"] == "default-deny-ingress"
+                        && p["spec"]["podSelector"] == json!({})),
+                "{name}: no default deny in `{ns}`"
+            );
+        }
+        let spec = yaml::parse(
+            "spec",
+            &sources().files[&format!("overlays/clusters/{name}.yaml")],
+        )
+        .unwrap()
+        .value;
+        let node = spec["nodes"]["workers"]["hosts"][0]["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tenant = Peer::Pod(
+            json!({"kubernetes.io/metadata.name": "t-app", "capsule.clastix.io/tenant": "t"}),
+            json!({"app": "shop"}),
+        );
+        let pod_in = |ns: &str| Peer::Pod(ns_labels(ns), json!({}));
+        let allowed = |from: &Peer, ns: &str, labels: Value, port: u16, proto: &str| {
+            ingress_allowed(&policies, ns, &labels, from, port, proto)
+        };
+        // What a tenant reaches: DNS, the three ingress controllers, Ceph's object gateway.
+        assert!(allowed(
+            &tenant,
+            "kube-system",
+            json!({"k8s-app": "kube-dns"}),
+            53,
+            "UDP"
+        ));
+        for class in ["external-secured", "external", "internal"] {
+            let ns = format!("ingress-nginx-{class}");
+            assert!(allowed(
+                &tenant,
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                443,
+                "TCP"
+            ));
+            assert!(allowed(
+                &Peer::Ip("198.18.0.7"),
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                443,
+                "TCP"
+            ));
+            // Not its metrics.
+            assert!(!allowed(
+                &tenant,
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                9113,
+                "TCP"
+            ));
+        }
+        assert!(allowed(
+            &tenant,
+            "rook-ceph",
+            json!({"app": "rook-ceph-rgw"}),
+            8080,
+            "TCP"
+        ));
+        // And nothing else: Loki (no authentication, every platform log), Prometheus,
+        // Alertmanager, Grafana, Harbor's database, Argo CD, the webhooks, Ceph's mons.
+        for (ns, labels, port) in [
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "gateway"}),
+                8080,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "write"}),
+                3100,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "prometheus"}),
+                9090,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "alertmanager"}),
+                9093,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "grafana"}),
+                3000,
+            ),
+            (
+                "harbor",
+                json!({"app": "harbor", "component": "database"}),
+                5432,
+            ),
+            (
+                "argocd",
+                json!({"app.kubernetes.io/name": "argocd-server"}),
+                8080,
+            ),
+            (
+                "argocd",
+                json!({"app.kubernetes.io/name": "argocd-repo-server"}),
+                8081,
+            ),
+            (
+                "kyverno",
+                json!({"app.kubernetes.io/component": "admission-controller"}),
+                9443,
+            ),
+            (
+                "cert-manager",
+                json!({"app.kubernetes.io/name": "webhook"}),
+                10250,
+            ),
+            ("rook-ceph", json!({"app": "rook-ceph-mon"}), 6789),
+            ("kasten-io", json!({"component": "gateway"}), 8000),
+            ("kube-system", json!({"k8s-app": "hubble-relay"}), 4245),
+        ] {
+            assert!(
+                !allowed(&tenant, ns, labels.clone(), port, "TCP"),
+                "{name}: tenant → {ns} {labels}"
+            );
+            // The world neither.
+            assert!(
+                !allowed(&Peer::Ip("198.18.0.7"), ns, labels.clone(), port, "TCP"),
+                "{name}: world → {ns}"
+            );
+            // Prometheus scrapes, and the nodes (the API server calling webhooks, the
+            // kubelet, host-network agents) reach every platform pod.
+            assert!(allowed(
+                &pod_in("monitoring"),
+                ns,
+                labels.clone(),
+                port,
+                "TCP"
+            ));
+            assert!(
+                allowed(&Peer::Ip(&node), ns, labels, port, "TCP"),
+                "{name}: node → {ns}"
+            );
+        }
+        // The UIs are reached through the secured class only.
+        for (ns, labels) in [
+            ("monitoring", json!({"app.kubernetes.io/name": "grafana"})),
+            ("argocd", json!({"app.kubernetes.io/name": "argocd-server"})),
+            ("harbor", json!({"app": "harbor", "component": "core"})),
+            ("opencost", json!({"app.kubernetes.io/name": "opencost"})),
+            ("kasten-io", json!({"component": "gateway"})),
+            ("kube-system", json!({"k8s-app": "hubble-ui"})),
+        ] {
+            assert!(
+                allowed(
+                    &pod_in("ingress-nginx-external-secured"),
+                    ns,
+                    labels.clone(),
+                    8080,
+                    "TCP"
+                ),
+                "{name}: {ns}"
+            );
+            assert!(
+                !allowed(&pod_in("ingress-nginx-external"), ns, labels, 8080, "TCP"),
+                "{name}: {ns}"
+            );
+        }
+        assert!(allowed(
+            &pod_in("opencost"),
+            "monitoring",
+            json!({"app.kubernetes.io/name": "prometheus"}),
+            9090,
+            "TCP"
+        ));
+        // Cilium lets the node subnet's ipBlock match the nodes (the API server among them).
+        assert_eq!(
+            values(&tree, "cilium")["policyCIDRMatchMode"],
+            json!(["nodes"]),
+            "{name}"
+        );
+        // Loki stays single-tenant without authentication: unreachable from tenants is the
+        // isolation (docs/stack.md), so nothing outside the platform may reach monitoring.
+        assert_eq!(values(&tree, "loki")["loki"]["auth_enabled"], false);
+    }
+}
+
+#[test]
+fn no_chart_default_credential_is_in_use_and_the_check_finds_one() {
+    for (name, tree) in render_examples() {
+        let harbor = values(&tree, "harbor");
+        assert_eq!(
+            harbor["registry"]["credentials"]["existingSecret"],
+            "harbor-registry-credentials"
+        );
+        for (path, var) in [
+            ("/database/internal/extraEnvVars", "POSTGRES_PASSWORD"),
+            ("/core/extraEnvVars", "POSTGRESQL_PASSWORD"),
+            ("/exporter/extraEnvVars", "HARBOR_DATABASE_PASSWORD"),
+        ] {
+            let env = harbor.pointer(path).unwrap().as_array().unwrap();
+            let e = env.iter().find(|e| e["name"] == var).unwrap();
+            assert_eq!(
+                e["valueFrom"]["secretKeyRef"]["name"], "harbor-database-password",
+                "{name}"
+            );
+        }
+        // Harbor's values as they were: the database and registry passwords are the
+        // chart's defaults, which `kubeprint check` now reports.
+        let mut files = tree.files.clone();
+        let mut old = harbor.clone();
+        old["database"].as_object_mut().unwrap().remove("internal");
+        old["registry"]
+            .as_object_mut()
+            .unwrap()
+            .remove("credentials");
+        files.insert(
+            "values/harbor.yaml".into(),
+            yaml::to_string(&old).into_bytes(),
+        );
+        let report = check::check_tree(&files, Schemas::embedded());
+        let found: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(found.len(), 2, "{name}: {found:#?}");
+        assert!(
+            found.iter().all(|f| f.starts_with("values/harbor.yaml:")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|f| f.contains("`changeit`")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("`harbor_registry_password`")),
+            "{found:?}"
+        );
+    }
 }
 
 #[test]

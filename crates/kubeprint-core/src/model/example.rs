@@ -52,6 +52,8 @@ pub const FILES: &[(&str, &str)] = &[
     example_file!("blueprints/loki/values.yaml.j2"),
     example_file!("blueprints/metallb/blueprint.yaml"),
     example_file!("blueprints/metallb/manifests/pools.yaml.j2"),
+    example_file!("blueprints/network-policies/blueprint.yaml"),
+    example_file!("blueprints/network-policies/manifests/platform.yaml.j2"),
     example_file!("blueprints/opencost/blueprint.yaml"),
     example_file!("blueprints/opencost/values.yaml.j2"),
     example_file!("blueprints/rook-ceph-cluster/blueprint.yaml"),
