@@ -288,9 +288,10 @@ fn custom_resources_are_checked_against_the_crds_the_charts_install() {
         "blueprints/cert-manager/manifests/certificate.yaml",
         "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: wildcard, namespace: cert-manager}\nspec:\n  secretName: wildcard-tls\n  dnsNamez: [\"*.example.net\"]\n  issuerRef: {kind: ClusterIssuer, name: internal-ca}\n",
     );
-    // kube-prometheus-stack without its CRDs: its own custom resources have no kind.
+    // The Prometheus operator's CRDs left out (prometheus-crds installs them for
+    // kube-prometheus-stack): its own custom resources have no kind.
     f.edit(
-        "blueprints/kube-prometheus-stack/blueprint.yaml",
+        "blueprints/prometheus-crds/blueprint.yaml",
         "crds:\n    enabled: true",
         "crds:\n    enabled: false",
     );

@@ -31,6 +31,7 @@ const STACK: &[&str] = &[
     "kyverno",
     "capsule",
     "kasten",
+    "prometheus-crds",
 ];
 
 fn sources() -> Sources {
@@ -115,6 +116,7 @@ fn every_example_cluster_renders_the_full_stack_and_passes_the_upstream_schemas(
         assert!(
             unchecked.iter().all(|k| k.ends_with("/Certificate")
                 || k.ends_with("/Profile")
+                || k.starts_with("monitoring.coreos.com/")
                 || k.contains("kyverno")
                 || k.contains("capsule")),
             "{name}: {unchecked:?}"
@@ -880,6 +882,88 @@ fn the_tiers_differ_only_through_their_overlay_files() {
     );
 }
 
+/// Keys of the k10 9.0.7 chart's default `values.yaml` per map that `values/kasten.yaml`
+/// uses: `tests/data/k10-9.0.7-value-keys.yaml` (origin inside).
+fn k10_keys() -> BTreeMap<String, Vec<String>> {
+    let text = include_str!("../data/k10-9.0.7-value-keys.yaml");
+    kubeprint::yaml::from_str("k10-9.0.7-value-keys.yaml", text)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn kasten_values_use_only_keys_of_the_k10_chart() {
+    for (name, tree) in render_examples() {
+        let v = values(&tree, "kasten");
+        let mut checked = 0;
+        for (path, known) in &k10_keys() {
+            let pointer = if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", path.replace('.', "/"))
+            };
+            let Some(map) = v.pointer(&pointer).and_then(Value::as_object) else {
+                continue;
+            };
+            for key in map.keys() {
+                assert!(
+                    known.contains(key),
+                    "{name}: `{path}.{key}` is not a k10 value"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{name}: {checked}");
+    }
+}
+
+#[test]
+fn a_generated_fleet_renders_the_full_stack_and_passes_the_schemas() {
+    // The render benchmark's fleet: production and devtest clusters, some with SSO.
+    let sources = kubeprint::generate::fleet(&sources(), 6);
+    let checked = fleet::check(&sources, today()).unwrap_or_else(|e| panic!("{e:?}"));
+    let names = fleet::select(&checked.fleet, &[]).unwrap();
+    let trees = fleet::render_all(&checked, &names).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        trees
+            .values()
+            .any(|t| t.get("apps/sso-rbac-manifests.yaml").is_some())
+    );
+    for (name, tree) in trees {
+        let report = check::check_tree(&tree.files, Schemas::embedded());
+        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
+    }
+}
+
+/// Regression: Rook must tolerate exactly the taint the Talos configs put on the dedicated
+/// storage nodes, or no OSD could run there.
+#[test]
+fn ceph_tolerates_the_storage_nodes_taint() {
+    let (key, value, effect) = kubeprint::render::talos::STORAGE_TAINT;
+    let sources =
+        kubeprint::load::load_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let checked = kubeprint::fleet::check(&sources, "2026-11-25".parse().unwrap())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tree = kubeprint::fleet::render_cluster(&checked, "acme-prod").unwrap();
+    let values = kubeprint::yaml::parse(
+        "v",
+        std::str::from_utf8(tree.get("values/rook-ceph-cluster.yaml").unwrap()).unwrap(),
+    )
+    .unwrap()
+    .value;
+    let tolerations = values
+        .pointer("/cephClusterSpec/placement/all/tolerations")
+        .and_then(|t| t.as_array())
+        .unwrap();
+    assert!(
+        tolerations.iter().any(|t| t["key"] == key
+            && t["value"] == value
+            && t["effect"] == effect
+            && t["operator"] == "Equal"),
+        "{tolerations:?}"
+    );
+}
+
 /// A peer of a network flow: a pod (its namespace's labels and its own), or an address.
 enum Peer<'a> {
     Pod(Value, Value),
@@ -1243,6 +1327,87 @@ fn no_chart_default_credential_is_in_use_and_the_check_finds_one() {
 }
 
 #[test]
+fn every_platform_component_that_exports_metrics_is_scraped() {
+    use serde_json::json;
+    for (name, tree) in render_examples() {
+        let w = waves(&tree);
+        // Ceph monitored, with its alerting rules.
+        let ceph = values(&tree, "rook-ceph-cluster");
+        assert_eq!(
+            ceph["monitoring"],
+            json!({"enabled": true, "createPrometheusRules": true}),
+            "{name}"
+        );
+        assert_eq!(values(&tree, "rook-ceph")["monitoring"]["enabled"], true);
+        // What Talos exposes to scrape (kube-proxy, the controller manager, the scheduler
+        // and etcd) comes with the Talos configuration of issue 13, not here.
+        let kps = values(&tree, "kube-prometheus-stack");
+        // The operator's CRDs install before every chart that creates a ServiceMonitor,
+        // and only once.
+        assert_eq!(kps["crds"]["enabled"], false);
+        assert_eq!(values(&tree, "prometheus-crds")["crds"]["enabled"], true);
+        let crds = w["prometheus-crds"];
+        for (component, pointer) in [
+            ("cert-manager", "/prometheus/servicemonitor/enabled"),
+            (
+                "ingress-nginx-external-secured",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            (
+                "ingress-nginx-external",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            (
+                "ingress-nginx-internal",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            ("kyverno", "/admissionController/serviceMonitor/enabled"),
+            ("kyverno", "/reportsController/serviceMonitor/enabled"),
+            ("capsule", "/monitoring/serviceMonitor/enabled"),
+            ("argo-cd", "/controller/metrics/serviceMonitor/enabled"),
+            ("argo-cd", "/server/metrics/serviceMonitor/enabled"),
+            ("argo-cd", "/repoServer/metrics/serviceMonitor/enabled"),
+            ("loki", "/monitoring/serviceMonitor/enabled"),
+            ("harbor", "/metrics/serviceMonitor/enabled"),
+            ("opencost", "/opencost/metrics/serviceMonitor/enabled"),
+            ("rook-ceph-cluster", "/monitoring/enabled"),
+        ] {
+            assert_eq!(
+                values(&tree, component).pointer(pointer),
+                Some(&json!(true)),
+                "{name}: {component}{pointer}"
+            );
+            assert!(
+                w[component] > crds,
+                "{name}: {component} before the ServiceMonitor CRD"
+            );
+        }
+        // Cilium comes first (the CNI): its PodMonitors come with its manifests, later.
+        let cilium = values(&tree, "cilium");
+        assert_eq!(cilium["prometheus"]["enabled"], true);
+        assert_eq!(cilium["operator"]["prometheus"]["enabled"], true);
+        assert!(
+            cilium["hubble"]["metrics"]["enabled"]
+                .as_array()
+                .unwrap()
+                .len()
+                >= 4
+        );
+        let monitors = docs(&tree, "manifests/cilium/monitors.yaml");
+        let ports: Vec<&str> = monitors
+            .iter()
+            .map(|m| {
+                m["spec"]["podMetricsEndpoints"][0]["port"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ports, ["prometheus", "prometheus", "hubble-metrics"]);
+        assert!(w["cilium-manifests"] > crds);
+    }
+}
+
+#[test]
 fn the_trusted_roots_document_passes_the_talos_1_12_schema_too() {
     // globex-dev runs Talos 1.12: give it acme-prod's CA and check its tree.
     let fixture = crate::support::Fixture::example();
@@ -1269,86 +1434,4 @@ fn the_trusted_roots_document_passes_the_talos_1_12_schema_too() {
     assert!(node.contains("kind: TrustedRootsConfig"));
     let out = fixture.run(&["check", tree.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-}
-
-/// Keys of the k10 9.0.7 chart's default `values.yaml` per map that `values/kasten.yaml`
-/// uses: `tests/data/k10-9.0.7-value-keys.yaml` (origin inside).
-fn k10_keys() -> BTreeMap<String, Vec<String>> {
-    let text = include_str!("../data/k10-9.0.7-value-keys.yaml");
-    kubeprint::yaml::from_str("k10-9.0.7-value-keys.yaml", text)
-        .unwrap()
-        .0
-}
-
-#[test]
-fn kasten_values_use_only_keys_of_the_k10_chart() {
-    for (name, tree) in render_examples() {
-        let v = values(&tree, "kasten");
-        let mut checked = 0;
-        for (path, known) in &k10_keys() {
-            let pointer = if path.is_empty() {
-                String::new()
-            } else {
-                format!("/{}", path.replace('.', "/"))
-            };
-            let Some(map) = v.pointer(&pointer).and_then(Value::as_object) else {
-                continue;
-            };
-            for key in map.keys() {
-                assert!(
-                    known.contains(key),
-                    "{name}: `{path}.{key}` is not a k10 value"
-                );
-                checked += 1;
-            }
-        }
-        assert!(checked >= 8, "{name}: {checked}");
-    }
-}
-
-#[test]
-fn a_generated_fleet_renders_the_full_stack_and_passes_the_schemas() {
-    // The render benchmark's fleet: production and devtest clusters, some with SSO.
-    let sources = kubeprint::generate::fleet(&sources(), 6);
-    let checked = fleet::check(&sources, today()).unwrap_or_else(|e| panic!("{e:?}"));
-    let names = fleet::select(&checked.fleet, &[]).unwrap();
-    let trees = fleet::render_all(&checked, &names).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        trees
-            .values()
-            .any(|t| t.get("apps/sso-rbac-manifests.yaml").is_some())
-    );
-    for (name, tree) in trees {
-        let report = check::check_tree(&tree.files, Schemas::embedded());
-        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
-    }
-}
-
-/// Regression: Rook must tolerate exactly the taint the Talos configs put on the dedicated
-/// storage nodes, or no OSD could run there.
-#[test]
-fn ceph_tolerates_the_storage_nodes_taint() {
-    let (key, value, effect) = kubeprint::render::talos::STORAGE_TAINT;
-    let sources =
-        kubeprint::load::load_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let checked = kubeprint::fleet::check(&sources, "2026-11-25".parse().unwrap())
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let tree = kubeprint::fleet::render_cluster(&checked, "acme-prod").unwrap();
-    let values = kubeprint::yaml::parse(
-        "v",
-        std::str::from_utf8(tree.get("values/rook-ceph-cluster.yaml").unwrap()).unwrap(),
-    )
-    .unwrap()
-    .value;
-    let tolerations = values
-        .pointer("/cephClusterSpec/placement/all/tolerations")
-        .and_then(|t| t.as_array())
-        .unwrap();
-    assert!(
-        tolerations.iter().any(|t| t["key"] == key
-            && t["value"] == value
-            && t["effect"] == effect
-            && t["operator"] == "Equal"),
-        "{tolerations:?}"
-    );
 }
