@@ -208,12 +208,10 @@ fn a_crd_too_large_for_client_side_apply_is_found() {
 fn a_chart_that_fails_to_template_is_a_finding_and_hydrate_writes_nothing() {
     let f = fixture();
     // loki needs its bucket names; without them the chart fails to template.
-    f.write(
+    f.edit(
         "overlays/clusters/acme-prod.yaml",
-        &format!(
-            "{}  loki:\n    values:\n      loki:\n        storage:\n          bucketNames: null\n",
-            f.read("overlays/clusters/acme-prod.yaml")
-        ),
+        "\ncomponents:\n",
+        "\ncomponents:\n  loki:\n    values:\n      loki:\n        storage:\n          bucketNames: null\n",
     );
     let (code, findings, _) = check(&f, "acme-prod");
     assert_eq!(code, 1);
@@ -290,9 +288,10 @@ fn custom_resources_are_checked_against_the_crds_the_charts_install() {
         "blueprints/cert-manager/manifests/certificate.yaml",
         "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: wildcard, namespace: cert-manager}\nspec:\n  secretName: wildcard-tls\n  dnsNamez: [\"*.example.net\"]\n  issuerRef: {kind: ClusterIssuer, name: internal-ca}\n",
     );
-    // kube-prometheus-stack without its CRDs: its own custom resources have no kind.
+    // The Prometheus operator's CRDs left out (prometheus-crds installs them for
+    // kube-prometheus-stack): its own custom resources have no kind.
     f.edit(
-        "blueprints/kube-prometheus-stack/blueprint.yaml",
+        "blueprints/prometheus-crds/blueprint.yaml",
         "crds:\n    enabled: true",
         "crds:\n    enabled: false",
     );

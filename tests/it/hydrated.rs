@@ -71,13 +71,14 @@ fn objects_too_large_for_client_side_apply_are_applied_server_side() {
         }
     }
     // The ones this stack has: Argo CD's ApplicationSet CRD (its chart marks it itself),
-    // Rook's CSI CRDs (the Application syncs server-side), kube-prometheus-stack's CRDs.
+    // Rook's CSI CRDs (the Application syncs server-side), the Prometheus operator's CRDs
+    // (installed by `prometheus-crds`, a release of kube-prometheus-stack of its own).
     let large: BTreeSet<String> = large.into_iter().collect();
     for want in [
         "argo-cd: CustomResourceDefinition/applicationsets.argoproj.io",
         "rook-ceph: CustomResourceDefinition/drivers.csi.ceph.io",
         "rook-ceph: CustomResourceDefinition/operatorconfigs.csi.ceph.io",
-        "kube-prometheus-stack: CustomResourceDefinition/prometheuses.monitoring.coreos.com",
+        "prometheus-crds: CustomResourceDefinition/prometheuses.monitoring.coreos.com",
     ] {
         assert!(large.contains(want), "{want}: {large:#?}");
     }

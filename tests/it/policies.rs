@@ -50,6 +50,16 @@ fn docs(tree: &RenderedTree, dir: &str) -> Vec<Value> {
 
 fn policies(tree: &RenderedTree) -> Vec<Value> {
     docs(tree, "manifests/kyverno-policies/")
+        .into_iter()
+        .filter(|d| d["kind"] == "ValidatingPolicy")
+        .collect()
+}
+
+fn exceptions(tree: &RenderedTree) -> Vec<Value> {
+    docs(tree, "manifests/kyverno-policies/")
+        .into_iter()
+        .filter(|d| d["kind"] == "PolicyException")
+        .collect()
 }
 
 fn tenants(tree: &RenderedTree) -> BTreeMap<String, Value> {
@@ -791,4 +801,268 @@ fn ingresses_use_only_the_tenants_classes() {
         ),
         Verdict::Skipped
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The platform's own pods in tenant namespaces, and the exceptions that let them run
+
+/// Evaluates a CEL expression over `object` (a PolicyException's match condition).
+fn cel_bool(expr: &str, object: &Value) -> bool {
+    let mut env = cel::Env::stdlib();
+    env.add_extension(cel::extensions::strings).unwrap();
+    let env = Arc::new(env);
+    let program = env
+        .compile(expr)
+        .unwrap_or_else(|e| panic!("`{expr}` does not compile: {e:?}"));
+    let mut ctx = cel::Context::with_env(env.clone());
+    ctx.add_variable("object", cel::to_value(object).unwrap())
+        .unwrap();
+    match program.execute(&ctx) {
+        Ok(cel::Value::Bool(b)) => b,
+        other => panic!("`{expr}` gave {other:?}"),
+    }
+}
+
+/// What Kyverno decides at admission, exceptions included: a policy that an exception of
+/// Kyverno's namespace names, and whose every match condition holds, is skipped.
+fn admission(
+    tree: &RenderedTree,
+    pod: &Value,
+    namespace_labels: &Value,
+) -> BTreeMap<String, Verdict> {
+    let exceptions = exceptions(tree);
+    policies(tree)
+        .iter()
+        .map(|p| {
+            let name = p["metadata"]["name"].as_str().unwrap().to_string();
+            let excepted = exceptions.iter().any(|e| {
+                e["metadata"]["namespace"] == "kyverno"
+                    && e["spec"]["policyRefs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["kind"] == "ValidatingPolicy" && r["name"] == name.as_str())
+                    && e["spec"]["matchConditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|c| cel_bool(c["expression"].as_str().unwrap(), pod))
+            });
+            let verdict = evaluate(p, "pods", pod, namespace_labels);
+            (name, if excepted { Verdict::Skipped } else { verdict })
+        })
+        .filter(|(_, v)| *v != Verdict::Skipped)
+        .collect()
+}
+
+fn denied(verdicts: &BTreeMap<String, Verdict>) -> Vec<&str> {
+    verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Failed(_)))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+/// The pod cert-manager v1.21 creates for an HTTP-01 challenge (`buildDefaultPod` in
+/// pkg/issuer/acme/http/pod.go: labels, owner, security context, default resources and
+/// image), with the labels of the rendered `letsencrypt` issuer's podTemplate merged in.
+fn solver_pod(tree: &RenderedTree) -> Value {
+    let issuer = docs(tree, "manifests/cert-manager/cluster-issuers.yaml")
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == "letsencrypt")
+        .unwrap();
+    let http01 = issuer["spec"]["acme"]["solvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s.get("http01").is_some())
+        .unwrap()
+        .clone();
+    let mut labels = json!({
+        "acme.cert-manager.io/http-domain": "1275308441",
+        "acme.cert-manager.io/http-token": "1089286341",
+        "acme.cert-manager.io/http01-solver": "true"
+    });
+    for (k, v) in http01["http01"]["ingress"]["podTemplate"]["metadata"]["labels"]
+        .as_object()
+        .unwrap()
+    {
+        labels[k] = v.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "cm-acme-http-solver-",
+            "labels": labels,
+            "annotations": {"sidecar.istio.io/inject": "false", "cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
+            "ownerReferences": [{"apiVersion": "acme.cert-manager.io/v1", "kind": "Challenge", "name": "shop-tls-1-2345-678", "uid": "0b7a3c58-2f1e-4c55-9d67-6a2f0e1c9a11", "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "restartPolicy": "OnFailure",
+            "enableServiceLinks": false,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "acmesolver",
+                "image": "quay.io/jetstack/cert-manager-acmesolver:v1.21.1",
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["--listen-port=8089", "--domain=pay.initech.example", "--token=t", "--key=k"],
+                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+                "ports": [{"name": "http", "containerPort": 8089}],
+                "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    })
+}
+
+/// A Kasten helper pod (a Kanister job copying a volume) in the namespace it backs up.
+fn kasten_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "copy-vol-data-", "labels": {"createdBy": "kanister"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "container",
+                "image": "gcr.io/kasten-images/kanister-tools:9.0.7",
+                "command": ["bash", "-c", "tail -f /dev/null"],
+                "volumeMounts": [{"name": "data", "mountPath": "/mnt/vol_data/data"}]
+            }],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+        }
+    })
+}
+
+#[test]
+fn cert_managers_http01_solver_runs_in_tenant_namespaces_and_nothing_else_passes_as_one() {
+    for cluster in ["initech-prod", "acme-prod", "globex-dev"] {
+        let tree = &example()[cluster];
+        let tenant = tenants(tree).into_keys().next().unwrap();
+        let ns = tenant_ns(&tenant);
+        let pod = solver_pod(tree);
+        // Without its exception, only the tenant's registries policy refuses it.
+        let bare: Vec<String> = policies(tree)
+            .iter()
+            .filter(|p| matches!(evaluate(p, "pods", &pod, &ns), Verdict::Failed(_)))
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(bare, [format!("tenant-{tenant}-registries")], "{cluster}");
+        // With it, admitted.
+        let v = admission(tree, &pod, &ns);
+        assert!(denied(&v).is_empty(), "{cluster}: {v:#?}");
+        // A tenant's pod that borrows the solver's label but runs its own image, or the
+        // solver image without a Challenge owning it, or any other image beside it: denied.
+        let forged = [
+            with(
+                pod.clone(),
+                "/spec/containers/0/image",
+                json!("docker.io/library/nginx:1.27"),
+            ),
+            with(pod.clone(), "/metadata/ownerReferences", json!([])),
+            {
+                let mut p = pod.clone();
+                p["metadata"]["labels"]["acme.cert-manager.io/http01-solver"] = json!("false");
+                p
+            },
+            with(
+                pod.clone(),
+                "/spec/initContainers",
+                json!([{"name": "x", "image": "docker.io/x:1", "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"memory": "1Mi"}}}]),
+            ),
+        ];
+        for f in forged {
+            let v = admission(tree, &f, &ns);
+            assert!(
+                denied(&v).contains(&format!("tenant-{tenant}-registries").as_str()),
+                "{cluster}: {f}"
+            );
+        }
+        // The exception never lifts the Pod Security baseline.
+        let privileged = with(
+            pod.clone(),
+            "/spec/containers/0/securityContext",
+            json!({"privileged": true}),
+        );
+        assert_eq!(
+            denied(&admission(tree, &privileged, &ns)),
+            ["tenant-pod-security-baseline"],
+            "{cluster}"
+        );
+    }
+}
+
+#[test]
+fn kastens_helper_pods_run_in_tenant_namespaces_and_tenant_pods_stay_held_to_the_policies() {
+    let tree = &example()["initech-prod"];
+    let ns = tenant_ns("payments");
+    let pod = kasten_pod();
+    let bare: Vec<String> = policies(tree)
+        .iter()
+        .filter(|p| matches!(evaluate(p, "pods", &pod, &ns), Verdict::Failed(_)))
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        bare,
+        [
+            "tenant-require-cost-label",
+            "tenant-require-requests-limits",
+            "tenant-payments-registries"
+        ]
+    );
+    assert!(denied(&admission(tree, &pod, &ns)).is_empty());
+    // Another version's image, or a tenant's container beside Kasten's: held to every policy.
+    let other = with(
+        pod.clone(),
+        "/spec/containers/0/image",
+        json!("gcr.io/kasten-images/kanister-tools:8.0.0"),
+    );
+    assert_eq!(denied(&admission(tree, &other, &ns)).len(), 3);
+    let mut mixed = pod.clone();
+    mixed["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "x", "image": "registry.initech.example/payments/x:1"}));
+    assert!(!denied(&admission(tree, &mixed, &ns)).is_empty());
+    // A tenant's own well-formed pod is admitted, a bad one denied, exceptions or not.
+    assert!(denied(&admission(tree, &good_pod(), &ns)).is_empty());
+    let bad = with(
+        good_pod(),
+        "/spec/containers/0/image",
+        json!("docker.io/library/nginx:1.27"),
+    );
+    assert_eq!(
+        denied(&admission(tree, &bad, &ns)),
+        ["tenant-payments-registries"]
+    );
+}
+
+#[test]
+fn exceptions_live_only_in_kyvernos_namespace_where_tenants_cannot_write() {
+    for (cluster, tree) in example() {
+        let values: Value = kubeprint::yaml::parse(
+            "values/kyverno.yaml",
+            std::str::from_utf8(tree.get("values/kyverno.yaml").unwrap()).unwrap(),
+        )
+        .unwrap()
+        .value;
+        assert_eq!(
+            values["features"]["policyExceptions"],
+            json!({"enabled": true, "namespace": "kyverno"}),
+            "{cluster}"
+        );
+        let all = exceptions(tree);
+        assert!(!all.is_empty(), "{cluster}");
+        for e in all {
+            assert_eq!(e["metadata"]["namespace"], "kyverno", "{cluster}");
+            assert!(e["metadata"]["annotations"]["kubeprint.io/justification"].is_string());
+            assert_eq!(
+                Schemas::embedded().check_custom_resource(&e),
+                None,
+                "no PolicyException CRD here: {cluster}"
+            );
+        }
+    }
 }

@@ -31,6 +31,7 @@ const STACK: &[&str] = &[
     "kyverno",
     "capsule",
     "kasten",
+    "prometheus-crds",
 ];
 
 fn sources() -> Sources {
@@ -116,6 +117,7 @@ fn every_example_cluster_renders_the_full_stack_and_passes_the_upstream_schemas(
         assert!(
             unchecked.iter().all(|k| k.ends_with("/Certificate")
                 || k.ends_with("/Profile")
+                || k.starts_with("monitoring.coreos.com/")
                 || k.contains("kyverno")
                 || k.contains("capsule")),
             "{name}: {unchecked:?}"
@@ -267,20 +269,27 @@ fn metallb_pools_give_each_ingress_class_its_address() {
                     .is_none()
             );
         }
+        // The allowlist, enforced twice: the Service's source ranges (Cilium drops other
+        // clients) and nginx's own `whitelist-source-range`. Both admit the cluster's
+        // nodes too, which pull images from Harbor through this class.
         let secured = values(&tree, "ingress-nginx-external-secured");
-        let allow = &spec["ingress"]["securedAllowlist"];
-        let service = &secured["controller"]["service"];
-        assert_eq!(&service["loadBalancerSourceRanges"], allow, "{name}");
-        assert_eq!(service["externalTrafficPolicy"], "Local", "{name}");
-        let joined: Vec<&str> = allow
+        let mut allow: Vec<&str> = spec["ingress"]["securedAllowlist"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
+        allow.push(spec["network"]["nodeSubnet"].as_str().unwrap());
+        let service = &secured["controller"]["service"];
+        assert_eq!(
+            service["loadBalancerSourceRanges"],
+            serde_json::json!(allow),
+            "{name}"
+        );
+        assert_eq!(service["externalTrafficPolicy"], "Local", "{name}");
         assert_eq!(
             secured["controller"]["config"]["whitelist-source-range"],
-            joined.join(","),
+            allow.join(","),
             "{name}"
         );
         // The other two admit everyone.
@@ -345,33 +354,165 @@ fn ceph_follows_the_tier_production_on_storage_nodes_by_zone_devtest_on_workers_
     }
 }
 
+/// The solver cert-manager picks for a DNS name (its selection rule: a solver whose
+/// `dnsZones` holds the longest suffix of the name wins over one without a selector).
+fn acme_solver<'a>(issuer: &'a Value, host: &str) -> &'a Value {
+    let solvers = issuer["spec"]["acme"]["solvers"].as_array().unwrap();
+    let zone_len = |s: &Value| {
+        s["selector"]["dnsZones"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|z| z.as_str())
+            .filter(|z| host == *z || host.ends_with(&format!(".{z}")))
+            .map(str::len)
+            .max()
+    };
+    solvers
+        .iter()
+        .filter_map(|s| zone_len(s).map(|l| (l, s)))
+        .max_by_key(|(l, _)| *l)
+        .map(|(_, s)| s)
+        .or_else(|| solvers.iter().find(|s| s.get("selector").is_none()))
+        .unwrap_or_else(|| panic!("no solver for {host}"))
+}
+
 #[test]
-fn cert_manager_has_an_acme_issuer_through_nginx_external_and_an_internal_ca() {
+fn platform_names_are_solved_by_dns01_and_http01_only_through_nginx_external() {
+    let sources = sources();
+    let fleet_dns01 = &sources_fleet_settings(&sources)["acmeDns01"];
+    assert!(fleet_dns01.is_object(), "fleet.yaml settings.acmeDns01");
+    for (name, tree) in render_examples() {
+        let objects = docs(&tree, "manifests/cert-manager/cluster-issuers.yaml");
+        let letsencrypt = objects
+            .iter()
+            .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == "letsencrypt")
+            .unwrap_or_else(|| panic!("{name}: ClusterIssuer letsencrypt"));
+        // Every platform UI's name is solved by DNS-01, with the provider's DNS from fleet.yaml.
+        for (ui, _, annotations, hosts) in ui_ingresses(&tree) {
+            assert_eq!(annotations["cert-manager.io/cluster-issuer"], "letsencrypt");
+            for host in hosts {
+                let solver = acme_solver(letsencrypt, &host);
+                assert_eq!(
+                    &solver["dns01"], fleet_dns01,
+                    "{name}: {ui} {host}: {solver}"
+                );
+            }
+        }
+        // Credentials only by Secret reference.
+        let rfc = &fleet_dns01["rfc2136"];
+        assert!(rfc["tsigSecretSecretRef"]["name"].is_string());
+        assert!(
+            !text(&tree, "manifests/cert-manager/cluster-issuers.yaml").contains("tsigSecret:")
+        );
+        // Other names (a tenant's own host) fall to HTTP-01, through nginx-external only.
+        let other = acme_solver(letsencrypt, "shop.client.example");
+        assert_eq!(
+            other["http01"]["ingress"]["ingressClassName"],
+            "nginx-external"
+        );
+        for s in letsencrypt["spec"]["acme"]["solvers"].as_array().unwrap() {
+            assert_ne!(
+                s["http01"]["ingress"]["ingressClassName"], "nginx-external-secured",
+                "{name}: an HTTP-01 challenge the ACME servers cannot reach"
+            );
+        }
+        // The solver pod, which runs in the Certificate's (tenant's) namespace, carries
+        // the cost label the tenant policies require.
+        assert_eq!(
+            other["http01"]["ingress"]["podTemplate"]["metadata"]["labels"]["kubeprint.io/cost-center"],
+            "platform-cert-manager"
+        );
+    }
+}
+
+fn sources_fleet_settings(sources: &Sources) -> Value {
+    let fleet = Fleet::from_sources(sources).expect("the example fleet is typed");
+    fleet.settings.value.settings.clone().unwrap()
+}
+
+#[test]
+fn the_internal_ca_is_trusted_by_every_node_where_the_cluster_has_one() {
     for (name, tree) in render_examples() {
         let objects = docs(&tree, "manifests/cert-manager/cluster-issuers.yaml");
         let issuer = |n: &str| {
             objects
                 .iter()
                 .find(|o| o["kind"] == "ClusterIssuer" && o["metadata"]["name"] == n)
-                .unwrap_or_else(|| panic!("{name}: ClusterIssuer {n}"))
         };
         assert_eq!(
-            issuer("letsencrypt")["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"],
-            "nginx-external"
-        );
-        assert!(
-            issuer("selfsigned-bootstrap")["spec"]
-                .get("selfSigned")
-                .is_some()
-        );
-        assert_eq!(
-            issuer("internal-ca")["spec"]["ca"]["secretName"],
+            issuer("internal-ca").unwrap()["spec"]["ca"]["secretName"],
             "internal-ca"
         );
-        let ca = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
-        assert_eq!(ca["spec"]["isCA"], true);
-        assert_eq!(ca["spec"]["issuerRef"]["name"], "selfsigned-bootstrap");
+        let nodes: Vec<&String> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("talos/nodes/"))
+            .collect();
+        assert!(!nodes.is_empty());
+        let trusted: Vec<Value> = nodes
+            .iter()
+            .map(|p| {
+                docs(&tree, p)
+                    .into_iter()
+                    .filter(|d| d["kind"] == "TrustedRootsConfig")
+                    .collect::<Vec<_>>()
+            })
+            .map(|mut d| d.pop().unwrap_or(Value::Null))
+            .collect();
+        if name == "acme-prod" {
+            // A CA given in the spec: cert-manager signs with it, every node trusts it.
+            let ca = issuer("internal-ca").unwrap();
+            assert!(issuer("selfsigned-bootstrap").is_none(), "{ca}");
+            assert!(objects.iter().all(|o| o["kind"] != "Certificate"));
+            for t in &trusted {
+                assert_eq!(t["name"], "internal-ca", "{name}");
+                let pem = t["certificates"].as_str().unwrap();
+                assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+                assert!(!pem.contains("PRIVATE"));
+            }
+        } else {
+            // None given: in-cluster only, and no node is told to trust anything.
+            assert!(issuer("selfsigned-bootstrap").is_some(), "{name}");
+            let ca = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
+            assert_eq!(ca["spec"]["issuerRef"]["name"], "selfsigned-bootstrap");
+            assert!(trusted.iter().all(Value::is_null), "{name}");
+        }
     }
+}
+
+#[test]
+fn choosing_the_internal_ca_without_a_certificate_the_nodes_trust_is_an_error() {
+    let fixture = crate::support::Fixture::example();
+    fixture.edit(
+        "fleet.yaml",
+        "  uiIssuer: letsencrypt",
+        "  uiIssuer: internal-ca",
+    );
+    let out = fixture.run(&[
+        "render",
+        "--cluster",
+        "globex-dev",
+        "--today",
+        crate::support::TODAY,
+    ]);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 2, "{stderr}");
+    assert!(
+        stderr.contains("blueprints/cert-manager/manifests/cluster-issuers.yaml.j2:")
+            && stderr.contains("internalCA"),
+        "{stderr}"
+    );
+    assert!(!fixture.out().exists());
+    // acme-prod has its CA: it renders.
+    let out = fixture.run(&[
+        "render",
+        "--cluster",
+        "acme-prod",
+        "--today",
+        crate::support::TODAY,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 /// The Ingress-shaped settings of every platform UI: (component, class, annotations, hosts).
@@ -587,7 +728,7 @@ fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
     );
     let harbor = values(sso, "harbor");
     assert_eq!(
-        harbor["core"]["extraEnvVars"][0]["name"],
+        harbor["core"]["extraEnvVars"][1]["name"],
         "CONFIG_OVERWRITE_JSON"
     );
     assert_eq!(values(sso, "kasten")["auth"]["oidcAuth"]["enabled"], true);
@@ -607,7 +748,13 @@ fn single_sign_on_is_wired_only_where_the_cluster_asks_for_it() {
                 .get("auth.generic_oauth")
                 .is_none()
         );
-        assert!(values(tree, "harbor")["core"].get("extraEnvVars").is_none());
+        assert!(
+            values(tree, "harbor")["core"]["extraEnvVars"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["name"] != "CONFIG_OVERWRITE_JSON")
+        );
         assert_eq!(values(tree, "kasten")["auth"]["tokenAuth"]["enabled"], true);
     }
 }
@@ -897,6 +1044,321 @@ fn prometheus_scrapes_what_talos_runs() {
     }
 }
 
+/// A peer of a network flow: a pod (its namespace's labels and its own), or an address.
+enum Peer<'a> {
+    Pod(Value, Value),
+    Ip(&'a str),
+}
+
+fn labels_select(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let l = labels.get(e["key"].as_str().unwrap());
+            match e["operator"].as_str().unwrap() {
+                "Exists" => l.is_some(),
+                "In" => e["values"].as_array().unwrap().iter().any(|v| Some(v) == l),
+                other => panic!("{other} is not modelled"),
+            }
+        });
+    by_labels && by_expressions
+}
+
+fn in_cidr(ip: &str, cidr: &str) -> bool {
+    let (net, bits) = cidr.split_once('/').unwrap();
+    let bits: u32 = bits.parse().unwrap();
+    let a: u32 = ip.parse::<std::net::Ipv4Addr>().unwrap().into();
+    let n: u32 = net.parse::<std::net::Ipv4Addr>().unwrap().into();
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    a & mask == n & mask
+}
+
+/// Whether Kubernetes NetworkPolicy semantics admit `from` to a pod with `pod_labels` in
+/// namespace `ns`, on `port`/`proto`: admitted when no policy selects the pod for ingress,
+/// or when a rule of one that does admits the peer and the port.
+fn ingress_allowed(
+    policies: &[Value],
+    ns: &str,
+    pod_labels: &Value,
+    from: &Peer,
+    port: u16,
+    proto: &str,
+) -> bool {
+    let selecting: Vec<&Value> = policies
+        .iter()
+        .filter(|p| p["kind"] == "NetworkPolicy" && p["metadata"]["namespace"] == ns)
+        .filter(|p| labels_select(&p["spec"]["podSelector"], pod_labels))
+        .collect();
+    if selecting.is_empty() {
+        return true;
+    }
+    selecting.iter().any(|p| {
+        p["spec"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|rule| {
+                let port_ok = rule["ports"].as_array().is_none_or(|ports| {
+                    ports.iter().any(|q| {
+                        q["port"] == port && q["protocol"].as_str().unwrap_or("TCP") == proto
+                    })
+                });
+                let peer_ok = rule["from"].as_array().is_none_or(|peers| {
+                    peers.iter().any(|peer| match from {
+                        Peer::Pod(ns_labels, labels) => {
+                            let ns_ok = match peer.get("namespaceSelector") {
+                                Some(sel) => labels_select(sel, ns_labels),
+                                None => {
+                                    peer.get("podSelector").is_some()
+                                        && ns_labels["kubernetes.io/metadata.name"] == ns
+                                }
+                            };
+                            let pod_ok = peer
+                                .get("podSelector")
+                                .is_none_or(|sel| labels_select(sel, labels));
+                            peer.get("ipBlock").is_none() && ns_ok && pod_ok
+                        }
+                        Peer::Ip(ip) => peer
+                            .get("ipBlock")
+                            .is_some_and(|b| in_cidr(ip, b["cidr"].as_str().unwrap())),
+                    })
+                });
+                port_ok && peer_ok
+            })
+    })
+}
+
+fn ns_labels(name: &str) -> Value {
+    serde_json::json!({"kubernetes.io/metadata.name": name})
+}
+
+#[test]
+fn tenants_reach_only_the_ingress_dns_and_object_gateway_of_the_platform() {
+    use serde_json::json;
+    for (name, tree) in render_examples() {
+        let policies: Vec<Value> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("manifests/network-policies/"))
+            .flat_map(|p| docs(&tree, p))
+            .collect();
+        // Every namespace the stack deploys to starts from a default deny.
+        let namespaces: std::collections::BTreeSet<String> = tree
+            .files
+            .keys()
+            .filter(|p| p.starts_with("apps/") && *p != "apps/root.yaml")
+            .map(|p| docs(&tree, p).remove(0))
+            // AppProjects live in `apps/` too.
+            .filter(|d| d["kind"] == "Application")
+            .map(|d| {
+                d["spec"]["destination"]["namespace"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for ns in &namespaces {
+            assert!(
+                policies
+                    .iter()
+                    .any(|p| p["metadata"]["namespace"] == ns.as_str()
+                        && p["metadata"]["name"] == "default-deny-ingress"
+                        && p["spec"]["podSelector"] == json!({})),
+                "{name}: no default deny in `{ns}`"
+            );
+        }
+        let spec = yaml::parse(
+            "spec",
+            &sources().files[&format!("overlays/clusters/{name}.yaml")],
+        )
+        .unwrap()
+        .value;
+        let node = spec["nodes"]["workers"]["hosts"][0]["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tenant = Peer::Pod(
+            json!({"kubernetes.io/metadata.name": "t-app", "capsule.clastix.io/tenant": "t"}),
+            json!({"app": "shop"}),
+        );
+        let pod_in = |ns: &str| Peer::Pod(ns_labels(ns), json!({}));
+        let allowed = |from: &Peer, ns: &str, labels: Value, port: u16, proto: &str| {
+            ingress_allowed(&policies, ns, &labels, from, port, proto)
+        };
+        // What a tenant reaches: DNS, the three ingress controllers, Ceph's object gateway.
+        assert!(allowed(
+            &tenant,
+            "kube-system",
+            json!({"k8s-app": "kube-dns"}),
+            53,
+            "UDP"
+        ));
+        for class in ["external-secured", "external", "internal"] {
+            let ns = format!("ingress-nginx-{class}");
+            assert!(allowed(
+                &tenant,
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                443,
+                "TCP"
+            ));
+            assert!(allowed(
+                &Peer::Ip("198.18.0.7"),
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                443,
+                "TCP"
+            ));
+            // Not its metrics.
+            assert!(!allowed(
+                &tenant,
+                &ns,
+                json!({"app.kubernetes.io/name": "ingress-nginx"}),
+                9113,
+                "TCP"
+            ));
+        }
+        assert!(allowed(
+            &tenant,
+            "rook-ceph",
+            json!({"app": "rook-ceph-rgw"}),
+            8080,
+            "TCP"
+        ));
+        // And nothing else: Loki (no authentication, every platform log), Prometheus,
+        // Alertmanager, Grafana, Harbor's database, Argo CD, the webhooks, Ceph's mons.
+        for (ns, labels, port) in [
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "gateway"}),
+                8080,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "loki", "app.kubernetes.io/component": "write"}),
+                3100,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "prometheus"}),
+                9090,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "alertmanager"}),
+                9093,
+            ),
+            (
+                "monitoring",
+                json!({"app.kubernetes.io/name": "grafana"}),
+                3000,
+            ),
+            (
+                "harbor",
+                json!({"app": "harbor", "component": "database"}),
+                5432,
+            ),
+            (
+                "argocd",
+                json!({"app.kubernetes.io/name": "argocd-server"}),
+                8080,
+            ),
+            (
+                "argocd",
+                json!({"app.kubernetes.io/name": "argocd-repo-server"}),
+                8081,
+            ),
+            (
+                "kyverno",
+                json!({"app.kubernetes.io/component": "admission-controller"}),
+                9443,
+            ),
+            (
+                "cert-manager",
+                json!({"app.kubernetes.io/name": "webhook"}),
+                10250,
+            ),
+            ("rook-ceph", json!({"app": "rook-ceph-mon"}), 6789),
+            ("kasten-io", json!({"component": "gateway"}), 8000),
+            ("kube-system", json!({"k8s-app": "hubble-relay"}), 4245),
+        ] {
+            assert!(
+                !allowed(&tenant, ns, labels.clone(), port, "TCP"),
+                "{name}: tenant → {ns} {labels}"
+            );
+            // The world neither.
+            assert!(
+                !allowed(&Peer::Ip("198.18.0.7"), ns, labels.clone(), port, "TCP"),
+                "{name}: world → {ns}"
+            );
+            // Prometheus scrapes, and the nodes (the API server calling webhooks, the
+            // kubelet, host-network agents) reach every platform pod.
+            assert!(allowed(
+                &pod_in("monitoring"),
+                ns,
+                labels.clone(),
+                port,
+                "TCP"
+            ));
+            assert!(
+                allowed(&Peer::Ip(&node), ns, labels, port, "TCP"),
+                "{name}: node → {ns}"
+            );
+        }
+        // The UIs are reached through the secured class only.
+        for (ns, labels) in [
+            ("monitoring", json!({"app.kubernetes.io/name": "grafana"})),
+            ("argocd", json!({"app.kubernetes.io/name": "argocd-server"})),
+            ("harbor", json!({"app": "harbor", "component": "core"})),
+            ("opencost", json!({"app.kubernetes.io/name": "opencost"})),
+            ("kasten-io", json!({"component": "gateway"})),
+            ("kube-system", json!({"k8s-app": "hubble-ui"})),
+        ] {
+            assert!(
+                allowed(
+                    &pod_in("ingress-nginx-external-secured"),
+                    ns,
+                    labels.clone(),
+                    8080,
+                    "TCP"
+                ),
+                "{name}: {ns}"
+            );
+            assert!(
+                !allowed(&pod_in("ingress-nginx-external"), ns, labels, 8080, "TCP"),
+                "{name}: {ns}"
+            );
+        }
+        assert!(allowed(
+            &pod_in("opencost"),
+            "monitoring",
+            json!({"app.kubernetes.io/name": "prometheus"}),
+            9090,
+            "TCP"
+        ));
+        // Cilium lets the node subnet's ipBlock match the nodes (the API server among them).
+        assert_eq!(
+            values(&tree, "cilium")["policyCIDRMatchMode"],
+            json!(["nodes"]),
+            "{name}"
+        );
+        // Loki stays single-tenant without authentication: unreachable from tenants is the
+        // isolation (docs/stack.md), so nothing outside the platform may reach monitoring.
+        assert_eq!(values(&tree, "loki")["loki"]["auth_enabled"], false);
+    }
+}
+
 #[test]
 fn the_namespaces_that_need_privileged_pods_say_so_once() {
     // PodSecurity admission enforces `baseline` (talos/controlplane.yaml): MetalLB's
@@ -938,6 +1400,168 @@ fn the_namespaces_that_need_privileged_pods_say_so_once() {
             assert_eq!(apps.len(), 1, "{name}/{ns}: {apps:?}");
         }
         assert_eq!(labelled["rook-ceph"], ["apps/rook-ceph.yaml"]);
-        assert_eq!(labelled["monitoring"], ["apps/kube-prometheus-stack.yaml"]);
+        // The Prometheus operator's CRDs are the first Application in `monitoring` (wave
+        // -96): the label for node-exporter's host access must be there before it syncs.
+        assert_eq!(labelled["monitoring"], ["apps/prometheus-crds.yaml"]);
     }
+}
+
+#[test]
+fn no_chart_default_credential_is_in_use_and_the_check_finds_one() {
+    for (name, tree) in render_examples() {
+        let harbor = values(&tree, "harbor");
+        assert_eq!(
+            harbor["registry"]["credentials"]["existingSecret"],
+            "harbor-registry-credentials"
+        );
+        for (path, var) in [
+            ("/database/internal/extraEnvVars", "POSTGRES_PASSWORD"),
+            ("/core/extraEnvVars", "POSTGRESQL_PASSWORD"),
+            ("/exporter/extraEnvVars", "HARBOR_DATABASE_PASSWORD"),
+        ] {
+            let env = harbor.pointer(path).unwrap().as_array().unwrap();
+            let e = env.iter().find(|e| e["name"] == var).unwrap();
+            assert_eq!(
+                e["valueFrom"]["secretKeyRef"]["name"], "harbor-database-password",
+                "{name}"
+            );
+        }
+        // Harbor's values as they were: the database and registry passwords are the
+        // chart's defaults, which `kubeprint check` now reports.
+        let mut files = tree.files.clone();
+        let mut old = harbor.clone();
+        old["database"].as_object_mut().unwrap().remove("internal");
+        old["registry"]
+            .as_object_mut()
+            .unwrap()
+            .remove("credentials");
+        files.insert(
+            "values/harbor.yaml".into(),
+            yaml::to_string(&old).into_bytes(),
+        );
+        let report = check::check_tree(&files, Schemas::embedded());
+        let found: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(found.len(), 2, "{name}: {found:#?}");
+        assert!(
+            found.iter().all(|f| f.starts_with("values/harbor.yaml:")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|f| f.contains("`changeit`")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("`harbor_registry_password`")),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn every_platform_component_that_exports_metrics_is_scraped() {
+    use serde_json::json;
+    for (name, tree) in render_examples() {
+        let w = waves(&tree);
+        // Ceph monitored, with its alerting rules.
+        let ceph = values(&tree, "rook-ceph-cluster");
+        assert_eq!(
+            ceph["monitoring"],
+            json!({"enabled": true, "createPrometheusRules": true}),
+            "{name}"
+        );
+        assert_eq!(values(&tree, "rook-ceph")["monitoring"]["enabled"], true);
+        // What Talos exposes to scrape (kube-proxy, the controller manager, the scheduler
+        // and etcd) comes with the Talos configuration of issue 13, not here.
+        let kps = values(&tree, "kube-prometheus-stack");
+        // The operator's CRDs install before every chart that creates a ServiceMonitor,
+        // and only once.
+        assert_eq!(kps["crds"]["enabled"], false);
+        assert_eq!(values(&tree, "prometheus-crds")["crds"]["enabled"], true);
+        let crds = w["prometheus-crds"];
+        for (component, pointer) in [
+            ("cert-manager", "/prometheus/servicemonitor/enabled"),
+            (
+                "ingress-nginx-external-secured",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            (
+                "ingress-nginx-external",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            (
+                "ingress-nginx-internal",
+                "/controller/metrics/serviceMonitor/enabled",
+            ),
+            ("kyverno", "/admissionController/serviceMonitor/enabled"),
+            ("kyverno", "/reportsController/serviceMonitor/enabled"),
+            ("capsule", "/monitoring/serviceMonitor/enabled"),
+            ("argo-cd", "/controller/metrics/serviceMonitor/enabled"),
+            ("argo-cd", "/server/metrics/serviceMonitor/enabled"),
+            ("argo-cd", "/repoServer/metrics/serviceMonitor/enabled"),
+            ("loki", "/monitoring/serviceMonitor/enabled"),
+            ("harbor", "/metrics/serviceMonitor/enabled"),
+            ("opencost", "/opencost/metrics/serviceMonitor/enabled"),
+            ("rook-ceph-cluster", "/monitoring/enabled"),
+        ] {
+            assert_eq!(
+                values(&tree, component).pointer(pointer),
+                Some(&json!(true)),
+                "{name}: {component}{pointer}"
+            );
+            assert!(
+                w[component] > crds,
+                "{name}: {component} before the ServiceMonitor CRD"
+            );
+        }
+        // Cilium comes first (the CNI): its PodMonitors come with its manifests, later.
+        let cilium = values(&tree, "cilium");
+        assert_eq!(cilium["prometheus"]["enabled"], true);
+        assert_eq!(cilium["operator"]["prometheus"]["enabled"], true);
+        assert!(
+            cilium["hubble"]["metrics"]["enabled"]
+                .as_array()
+                .unwrap()
+                .len()
+                >= 4
+        );
+        let monitors = docs(&tree, "manifests/cilium/monitors.yaml");
+        let ports: Vec<&str> = monitors
+            .iter()
+            .map(|m| {
+                m["spec"]["podMetricsEndpoints"][0]["port"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ports, ["prometheus", "prometheus", "hubble-metrics"]);
+        assert!(w["cilium-manifests"] > crds);
+    }
+}
+
+#[test]
+fn the_trusted_roots_document_passes_the_talos_1_12_schema_too() {
+    // globex-dev runs Talos 1.12: give it acme-prod's CA and check its tree.
+    let fixture = crate::support::Fixture::example();
+    let initech = fixture.read("overlays/clusters/acme-prod.yaml");
+    let start = initech.find("  internalCA:\n").unwrap();
+    let end = initech[start..]
+        .find("-----END CERTIFICATE-----\n")
+        .unwrap()
+        + start
+        + 26;
+    fixture.write(
+        "overlays/clusters/globex-dev.yaml",
+        &format!(
+            "{}settings:\n{}",
+            fixture.read("overlays/clusters/globex-dev.yaml"),
+            &initech[start..end]
+        ),
+    );
+    let today = crate::support::TODAY;
+    let out = fixture.run(&["render", "--cluster", "globex-dev", "--today", today]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tree = fixture.out().join("globex-dev");
+    let node = std::fs::read_to_string(tree.join("talos/nodes/globex-dev-wk-1.yaml")).unwrap();
+    assert!(node.contains("kind: TrustedRootsConfig"));
+    let out = fixture.run(&["check", tree.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }

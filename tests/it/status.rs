@@ -118,7 +118,7 @@ async fn a_cluster_that_runs_what_was_rendered_is_in_sync() {
     .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text.starts_with("CLUSTER    STATE    REACHABLE  APPS OK  NODES READY  ERRORS  WARNINGS\nacme-prod  in-sync  yes        23/23    12/12        0       0\n"), "{text}");
+    assert!(text.starts_with("CLUSTER    STATE    REACHABLE  APPS OK  NODES READY  ERRORS  WARNINGS\nacme-prod  in-sync  yes        25/25    12/12        0       0\n"), "{text}");
     // Markdown too.
     let out = kubeprint(
         &[
@@ -137,7 +137,7 @@ async fn a_cluster_that_runs_what_was_rendered_is_in_sync() {
     .await;
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(
-        md.contains("| acme-prod | in-sync | yes | 23/23 | 12/12 | 0 | 0 |"),
+        md.contains("| acme-prod | in-sync | yes | 25/25 | 12/12 | 0 | 0 |"),
         "{md}"
     );
 }

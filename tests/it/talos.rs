@@ -337,9 +337,11 @@ fn no_rendered_file_holds_a_secret() {
             let encrypted_bundle = path == "talos/secrets.sops.yaml";
             for line in text.lines() {
                 if line.contains("-----BEGIN") {
-                    // The only armour allowed is age's, around the SOPS data key.
+                    // The only armour allowed is age's, around the SOPS data key, and a
+                    // certificate (public: the internal CA every node trusts).
                     assert!(
-                        encrypted_bundle && line.trim() == "-----BEGIN AGE ENCRYPTED FILE-----",
+                        (encrypted_bundle && line.trim() == "-----BEGIN AGE ENCRYPTED FILE-----")
+                            || line.trim() == "-----BEGIN CERTIFICATE-----",
                         "{name}/{path}: a BEGIN block: {line}"
                     );
                 }
@@ -629,6 +631,12 @@ fn the_configs_keep_every_default_of_talosctl_gen_config() {
                     && match d.when.as_deref() {
                         None => true,
                         Some("sso") => spec.sso.is_some(),
+                        // The cluster's own spec carries the CA (tiers may too; the example
+                        // fleet's is in acme-prod's spec).
+                        Some("internal_ca") => spec
+                            .settings
+                            .as_ref()
+                            .is_some_and(|s| s["internalCA"]["certificate"].is_string()),
                         Some(w) => panic!("deviations.yaml: `when: {w}`"),
                     }
             };

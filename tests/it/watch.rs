@@ -1037,10 +1037,16 @@ async fn shards_move_to_the_surviving_replicas_within_the_lease_duration() {
 #[test]
 fn the_watch_blueprint_renders_and_checks_on_the_management_cluster() {
     let f = crate::support::Fixture::example();
+    // acme-prod already has `settings:` (its internal CA): the watcher goes in it.
     f.edit(
         "overlays/clusters/acme-prod.yaml",
-        "components:\n",
-        "settings:\n  watcher:\n    replicas: 3\n    shards: 6\n    leaseDurationSeconds: 15\n    image: registry.example.net/kubeprint:0.1.0\n    memory: 512Mi\n    kubeconfigSecret: kubeprint-fleet-kubeconfig\ncomponents:\n  kubeprint-watch:\n    enabled: true\n",
+        "\nsettings:\n",
+        "\nsettings:\n  watcher:\n    replicas: 3\n    shards: 6\n    leaseDurationSeconds: 15\n    image: registry.example.net/kubeprint:0.1.0\n    memory: 512Mi\n    kubeconfigSecret: kubeprint-fleet-kubeconfig\n",
+    );
+    f.edit(
+        "overlays/clusters/acme-prod.yaml",
+        "\ncomponents:\n",
+        "\ncomponents:\n  kubeprint-watch:\n    enabled: true\n",
     );
     let render = f.run(&["render", "--today", TODAY, "--cluster", "acme-prod"]);
     assert_eq!(render.code, 0, "{}", render.stderr);

@@ -543,9 +543,12 @@ pub struct ExpectedSecret {
 pub type ExpectedSecrets = BTreeMap<(String, String), ExpectedSecret>;
 
 /// The Secrets a hydrated cluster reads that none of its objects creates: referenced from
-/// pods (env, envFrom, volumes, image pull secrets), Ingress TLS without cert-manager, and
-/// `secretRef`/`existingSecret`-style fields of other objects; Secrets that a chart renders,
-/// that a cert-manager Certificate or an annotated Ingress produces, are not expected.
+/// pods (env, envFrom, volumes, image pull secrets), Ingress TLS without cert-manager,
+/// cert-manager issuers (a CA's key pair, a DNS-01 solver's credentials; a ClusterIssuer's
+/// in cert-manager's own namespace), and `secretRef`/`existingSecret`-style fields of other
+/// objects; Secrets that a chart renders, that a cert-manager Certificate or an annotated
+/// Ingress produces, or that cert-manager creates itself (an ACME account key), are not
+/// expected.
 pub fn expected_secrets(cluster: &HydratedCluster) -> ExpectedSecrets {
     let mut created: BTreeSet<(String, String)> = BTreeSet::new();
     let objects: Vec<(&str, ObjectId, &Value)> = cluster
@@ -585,6 +588,17 @@ pub fn expected_secrets(cluster: &HydratedCluster) -> ExpectedSecrets {
             _ => {}
         }
     }
+    // Where cert-manager reads a ClusterIssuer's Secrets: its cluster resource namespace,
+    // by default the namespace it runs in.
+    let cert_manager_ns = objects
+        .iter()
+        .find(|(_, id, v)| {
+            id.kind == "Deployment"
+                && str_at(v, "/metadata/labels/app.kubernetes.io~1name") == Some("cert-manager")
+                && str_at(v, "/metadata/labels/app.kubernetes.io~1component") == Some("controller")
+        })
+        .map_or("cert-manager", |(_, id, _)| id.namespace.as_str())
+        .to_string();
     let mut out = ExpectedSecrets::new();
     let mut add = |ns: &str, name: &str, key: Option<&str>, optional: bool, by: String| {
         if name.is_empty()
@@ -719,6 +733,23 @@ pub fn expected_secrets(cluster: &HydratedCluster) -> ExpectedSecrets {
                     }
                 }
             }
+            "Issuer" | "ClusterIssuer" if id.api_version.starts_with("cert-manager.io/") => {
+                let ns = if id.kind == "ClusterIssuer" {
+                    cert_manager_ns.as_str()
+                } else {
+                    ns
+                };
+                if let Some(s) = str_at(v, "/spec/ca/secretName") {
+                    add(ns, s, Some("tls.crt"), false, by.clone());
+                    add(ns, s, Some("tls.key"), false, by.clone());
+                }
+                // The solvers' credentials; the ACME account key is cert-manager's own.
+                if let Some(solvers) = v.pointer("/spec/acme/solvers") {
+                    generic_refs(solvers, "", &mut |name, key| {
+                        add(ns, name, key, false, by.clone());
+                    });
+                }
+            }
             "Secret" | "CustomResourceDefinition" => {}
             _ if !ns.is_empty() => generic_refs(v, "", &mut |name, key| {
                 add(ns, name, key, false, by.clone());
@@ -827,5 +858,49 @@ mod tests {
             vec!["password"]
         );
         assert!(e[&("n".into(), "tls".into())].optional);
+    }
+
+    #[test]
+    fn an_issuers_ca_and_dns01_credentials_are_expected_in_cert_managers_namespace() {
+        let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "le"},
+            "spec": {"acme": {"privateKeySecretRef": {"name": "le-account-key"}, "solvers": [
+                {"dns01": {"rfc2136": {"nameserver": "192.0.2.53:53", "tsigSecretSecretRef": {"name": "tsig", "key": "tsig-secret"}}}},
+                {"http01": {"ingress": {"ingressClassName": "nginx-external"}}}]}}});
+        let ca = json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "internal-ca"},
+            "spec": {"ca": {"secretName": "internal-ca"}}});
+        let controller = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cm", "namespace": "certs", "labels": {
+                "app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}});
+        let cluster = HydratedCluster {
+            apps: vec![crate::hydrate::HydratedApp {
+                name: "cert-manager".into(),
+                objects: vec![issuer, ca, controller],
+                error: None,
+                unavailable: None,
+            }],
+        };
+        let e = expected_secrets(&cluster);
+        let found: Vec<(&str, &str, Vec<&String>)> = e
+            .values()
+            .map(|s| {
+                (
+                    s.namespace.as_str(),
+                    s.name.as_str(),
+                    s.keys.iter().collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "certs",
+                    "internal-ca",
+                    vec![&"tls.crt".to_string(), &"tls.key".to_string()]
+                ),
+                ("certs", "tsig", vec![&"tsig-secret".to_string()]),
+            ]
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! [`crds`] (custom resources against their CRD), [`values`] (Helm values against the
 //! chart's `values.schema.json` and default keys), [`core_kinds`] (core objects for the
 //! fields they need), [`talos`] (machine configs against the Talos schema of their
-//! version) and [`secrets`] (no Secret anywhere). Pure: the schemas are embedded.
+//! version), [`secrets`] (no Secret anywhere) and [`credentials`] (no chart default
+//! credential in use, no credential in values). Pure: the schemas are embedded.
 //! [`hydrated`] checks the objects of hydrated clusters (`check --hydrate`), built-in ones
 //! against the OpenAPI schema of the cluster's Kubernetes minor ([`builtin`]).
 
 pub mod builtin;
 mod core_kinds;
 mod crds;
+mod credentials;
 pub mod hydrated;
 mod secrets;
 mod talos;
@@ -209,6 +211,14 @@ pub fn check_tree(files: &BTreeMap<String, Vec<u8>>, schemas: &Schemas) -> Repor
             let doc = docs.first();
             let empty = Value::Object(Default::default());
             let values = doc.map(|d| &d.value).unwrap_or(&empty);
+            for (p, msg) in credentials::check(chart, values) {
+                let at = doc.map(|d| d.spans.locate(&p)).unwrap_or_default();
+                report.problems.push(Problem {
+                    location: format!("{path}:{at}"),
+                    object: None,
+                    message: msg,
+                });
+            }
             if let Some(errs) = schemas.check_values(chart, values) {
                 report.values_files += 1;
                 for (p, msg) in errs {

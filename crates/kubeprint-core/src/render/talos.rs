@@ -13,7 +13,9 @@
 //!   `ResolverConfig`, and on control planes a `Layer2VIPConfig` when the API endpoint is
 //!   an address of the node subnet). Talos 1.12 and 1.13 both keep only `kubespan` under
 //!   `machine.network` (checked against both schemas), so both get the network as
-//!   documents; each document validates against its Talos minor's schema;
+//!   documents; each document validates against its Talos minor's schema; then what every
+//!   node of the cluster carries: `TrustedRootsConfig` (the internal CA, when the cluster
+//!   has one);
 //! - `secrets.sops.yaml`: `overlays/clusters/<name>/talos-secrets.sops.yaml`, still
 //!   encrypted, byte for byte. Rendering never generates a secret.
 //!
@@ -376,5 +378,28 @@ fn node_patch(plan: &ClusterPlan, node: &NodeView) -> Vec<Value> {
             .collect();
         docs.push(json!({"apiVersion": "v1alpha1", "kind": "ResolverConfig", "nameservers": ns}));
     }
+    docs.extend(cluster_documents(plan));
     docs
+}
+
+/// Documents every node of the cluster carries, after its own: the internal CA among the
+/// trusted roots (containerd pulls from Harbor and the kubelet reach services whose
+/// certificates that CA signs). The kind exists in Talos 1.12 and 1.13 (checked against
+/// both schemas).
+fn cluster_documents(plan: &ClusterPlan) -> Vec<Value> {
+    let mut docs = Vec::new();
+    if let Some(pem) = internal_ca(plan) {
+        docs.push(json!({
+            "apiVersion": "v1alpha1",
+            "kind": "TrustedRootsConfig",
+            "name": "internal-ca",
+            "certificates": pem,
+        }));
+    }
+    docs
+}
+
+/// The certificate (PEM, public) of the cluster's internal CA: `settings.internalCA.certificate`.
+pub fn internal_ca<'a>(plan: &'a ClusterPlan) -> Option<&'a str> {
+    plan.settings.value["internalCA"]["certificate"].as_str()
 }

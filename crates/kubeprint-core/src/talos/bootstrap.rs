@@ -57,14 +57,6 @@ pub enum Error {
         environment: bool,
         hint: Option<String>,
     },
-    #[error(
-        "`{app}`: helm renders {kind} `{name}` without a namespace, and kubeprint does not know whether {kind} is namespaced"
-    )]
-    UnknownScope {
-        app: String,
-        kind: String,
-        name: String,
-    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -207,8 +199,12 @@ fn annotate(obj: &mut Value, key: &str, value: &str) {
     }
 }
 
-/// The objects of an Application's hydrated chart, as Talos must create them.
-fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value>> {
+/// The objects of an Application's hydrated chart that Talos can create on a bare cluster,
+/// and the ids (`Kind namespace/name`) of those it cannot: custom resources whose CRD is
+/// neither built in nor among the bootstrap's own objects (a chart's ServiceMonitors, when
+/// the stack installs the Prometheus operator later). Argo CD creates those when it adopts
+/// the Application, once their CRDs are synced; Talos would fail on them, and retry for ever.
+fn application_objects(request: &Request, helm_output: &str) -> Result<(Vec<Value>, Vec<String>)> {
     let objects: Vec<Value> = yaml::parse_all_unlocated(&request.app, helm_output)
         .map_err(|e| Error::Hydrate {
             app: request.app.clone(),
@@ -233,16 +229,19 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value
             "metadata": {"name": request.namespace},
         }));
     }
+    let mut later = Vec::new();
     for mut obj in objects.into_iter().filter(installed) {
         // Talos would put a namespaced object without a namespace in `default`; Argo CD puts
         // it in the destination namespace, as hydration does.
         let id = object_id(&obj);
         if scopes.namespaced(id.group(), &id.kind).is_none() {
-            return Err(Error::UnknownScope {
-                app: request.app.clone(),
-                kind: id.kind,
-                name: id.name,
-            });
+            let ns = if id.namespace.is_empty() {
+                request.namespace.as_str()
+            } else {
+                &id.namespace
+            };
+            later.push(format!("{} {ns}/{}", id.kind, id.name));
+            continue;
         }
         place(&mut obj, &scopes, &request.namespace);
         // Hooks are not resources of an Application: Argo CD must not find them as its own.
@@ -252,7 +251,7 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<Vec<Value
         }
         out.push(obj);
     }
-    Ok(out)
+    Ok((out, later))
 }
 
 /// The inline manifests of the control planes: `[{name, contents}]`, in the order of
@@ -267,7 +266,7 @@ pub fn inline_manifests(
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for entry in entries(tree)? {
-        let (name, objects) = match entry {
+        let (name, objects, note) = match entry {
             Entry::Application { name, file } => {
                 let request = request(tree, &file)?;
                 let text = hydrated.get(&request.app).ok_or_else(|| Error::Hydrate {
@@ -276,7 +275,16 @@ pub fn inline_manifests(
                     environment: false,
                     hint: None,
                 })?;
-                (name, application_objects(&request, text)?)
+                let (objects, later) = application_objects(&request, text)?;
+                let note = if later.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "# Left for Argo CD (no CRD on a bare cluster yet): {}\n",
+                        later.join(", ")
+                    )
+                };
+                (name, objects, note)
             }
             Entry::Files { name, files } => {
                 let mut objects = Vec::new();
@@ -287,7 +295,7 @@ pub fn inline_manifests(
                     annotate(&mut obj, TRACKING_ID, &id);
                     objects.push(obj);
                 }
-                (name, objects)
+                (name, objects, String::new())
             }
         };
         if !seen.insert(name.clone()) {
@@ -296,7 +304,8 @@ pub fn inline_manifests(
                 format!("two inline manifests named `{name}`"),
             ));
         }
-        out.push(json!({ "name": name, "contents": yaml::to_multi_doc(&objects) }));
+        let contents = format!("{note}{}", yaml::to_multi_doc(&objects));
+        out.push(json!({ "name": name, "contents": contents }));
     }
     Ok(out)
 }
@@ -333,7 +342,8 @@ mod tests {
             namespace: "argocd".into(),
         };
         let helm = "---\n# a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  annotations:\n---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: init\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: test\n  annotations:\n    helm.sh/hook: test-success\n---\napiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: t\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.x.io\nspec:\n  group: x.io\n  scope: Cluster\n  names:\n    kind: Thing\n";
-        let objects = application_objects(&request, helm).unwrap();
+        let (objects, later) = application_objects(&request, helm).unwrap();
+        assert!(later.is_empty());
         let names: Vec<&str> = objects
             .iter()
             .map(|o| o["metadata"]["name"].as_str().unwrap())
@@ -354,10 +364,15 @@ mod tests {
         assert_eq!(objects[2]["metadata"]["namespace"], "argocd");
         // A custom resource of a cluster-scoped CRD: no namespace.
         assert!(objects[3]["metadata"].get("namespace").is_none());
-        let unknown = "apiVersion: y.io/v1\nkind: Other\nmetadata:\n  name: o\n";
-        assert!(matches!(
-            application_objects(&request, unknown),
-            Err(Error::UnknownScope { .. })
-        ));
+        // A custom resource whose CRD comes later (a chart's ServiceMonitor): left for
+        // Argo CD, which creates it once the CRD is synced; Talos would fail on it.
+        let later = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: m\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+        let (objects, left) = application_objects(&request, later).unwrap();
+        let names: Vec<&str> = objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["argocd", "c"]);
+        assert_eq!(left, ["ServiceMonitor argocd/m"]);
     }
 }

@@ -359,11 +359,11 @@ fn a_policy_action_other_than_enforce_or_audit() {
     insta::assert_snapshot!(
         edit(
             ACME,
-            "kubeContext: admin@acme-prod\n",
-            "kubeContext: admin@acme-prod\nsettings:\n  policyAction: Deny\n"
+            "\nsettings:\n",
+            "\nsettings:\n  policyAction: Deny\n"
         ),
         @r#"
-    error: overlays/clusters/acme-prod.yaml:62:3: `settings.policyAction` is "Deny", neither `Enforce` nor `Audit` (tier `production`)
+    error: overlays/clusters/acme-prod.yaml:68:3: `settings.policyAction` is "Deny", neither `Enforce` nor `Audit` (tier `production`)
       hint: production enforces (`Enforce`), devtest audits (`Audit`)
     "#
     );
