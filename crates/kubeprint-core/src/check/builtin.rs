@@ -168,6 +168,31 @@ pub fn without_nulls(v: &Value) -> Value {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_built_in_groups_are_those_the_schemas_serve() {
+        use crate::hydrate::objects::{BUILTIN_GROUPS, is_builtin_group};
+        let schemas = BuiltinSchemas::default();
+        let mut served = std::collections::BTreeSet::new();
+        for minor in MINORS {
+            served.extend(schemas.minor(minor).unwrap().groups.iter().cloned());
+        }
+        let listed: std::collections::BTreeSet<String> = BUILTIN_GROUPS
+            .iter()
+            .filter(|g| **g != "extensions")
+            .map(|g| g.to_string())
+            .collect();
+        assert_eq!(served, listed);
+        // Groups of CRDs that look built in: checked against their CRDs, or reported as
+        // kinds nothing installs.
+        for group in [
+            "gateway.networking.k8s.io",
+            "snapshot.storage.k8s.io",
+            "metrics.k8s.io",
+        ] {
+            assert!(!is_builtin_group(group), "{group}");
+        }
+    }
+
     fn deployment() -> Value {
         serde_json::json!({
             "apiVersion": "apps/v1",

@@ -120,14 +120,41 @@ const CLUSTER_SCOPED: &[&str] = &[
     "VolumeAttributesClass",
 ];
 
-/// Groups of the built-in API (`""` is the core group).
+/// The API groups Kubernetes itself serves (`""` is the core group), over the minors whose
+/// schemas are kept (`schemas/kubernetes/`; a test holds the two together), with the
+/// retired `extensions`. Not every `*.k8s.io` group: `gateway.networking.k8s.io` and
+/// `snapshot.storage.k8s.io` are custom resources, installed by CRDs.
+pub const BUILTIN_GROUPS: [&str; 25] = [
+    "",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "extensions",
+    "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io",
+    "lifecycle.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "storagemigration.k8s.io",
+];
+
+/// Whether `group` is one Kubernetes serves itself, not one a CRD defines.
 pub fn is_builtin_group(group: &str) -> bool {
-    group.is_empty()
-        || group.ends_with(".k8s.io")
-        || matches!(
-            group,
-            "apps" | "batch" | "autoscaling" | "policy" | "extensions"
-        )
+    BUILTIN_GROUPS.contains(&group)
 }
 
 /// Which kinds are namespaced: the built-in ones, and those the cluster's CRDs define.
