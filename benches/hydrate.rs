@@ -47,24 +47,6 @@ fn render(sources: &kubeprint::model::Sources) -> (fleet::Checked, BTreeMap<Stri
     (checked, trees)
 }
 
-fn inputs<'a>(
-    checked: &fleet::Checked,
-    trees: &'a BTreeMap<String, RenderedTree>,
-) -> Vec<ClusterInput<'a>> {
-    trees
-        .iter()
-        .map(|(name, tree)| {
-            let spec = &checked.fleet.clusters[name].value;
-            ClusterInput {
-                name: name.clone(),
-                files: &tree.files,
-                kube_version: spec.versions.kubernetes.clone(),
-                repo_url: spec.repo.url.clone(),
-            }
-        })
-        .collect()
-}
-
 /// A stand-in helm: `template` prints the canned output of the chart archive it is given,
 /// everything else goes to the real helm.
 fn stub_helm(dir: &Path, real: &Path) -> std::path::PathBuf {
@@ -124,7 +106,7 @@ fn main() {
             &store_first,
             &first_cache,
             &catalog,
-            &inputs(&checked, &first),
+            &ClusterInput::of_trees(&checked, &first),
             jobs,
         )
         .unwrap();
@@ -160,7 +142,7 @@ fn main() {
         &store,
         &cache,
         &catalog,
-        &inputs(&checked, &trees),
+        &ClusterInput::of_trees(&checked, &trees),
         jobs,
     )
     .unwrap();
@@ -196,7 +178,7 @@ fn main() {
             &store,
             &cache,
             &catalog,
-            &inputs(&checked, &trees),
+            &ClusterInput::of_trees(&checked, &trees),
             jobs,
         )
         .unwrap();

@@ -83,22 +83,38 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result {
         same_inputs = work.same_inputs,
         "diffed"
     );
-    let base_side = side(&args.base, &base_sources);
-    let head_side = side(&head_label, &head_sources);
+    let status = print_report(
+        &args,
+        printer,
+        &set,
+        &side(&args.base, &base_sources),
+        &side(&head_label, &head_sources),
+    );
+    Ok(status)
+}
+
+/// Prints a diff in the format `args` asks for; exit 1 when anything differs.
+pub(super) fn print_report(
+    args: &DiffArgs,
+    printer: &Printer,
+    set: &diff::ChangeSet,
+    base_side: &Side,
+    head_side: &Side,
+) -> ExitStatus {
     let text = match args.output {
         DiffOutput::Text => {
             let color = printer.color && std::io::stdout().is_terminal();
-            report::text(&set, &base_side, &head_side, color)
+            report::text(set, base_side, head_side, color)
         }
-        DiffOutput::Markdown => report::markdown(&set, &base_side, &head_side, args.max_chars),
-        DiffOutput::Json => report::json(&set, &base_side, &head_side),
+        DiffOutput::Markdown => report::markdown(set, base_side, head_side, args.max_chars),
+        DiffOutput::Json => report::json(set, base_side, head_side),
     };
     printer.out(text.trim_end());
-    Ok(if set.is_empty() {
+    if set.is_empty() {
         ExitStatus::Success
     } else {
         ExitStatus::Differences
-    })
+    }
 }
 
 /// Where the fleet directory is inside its git repository (`""` at the root).

@@ -108,18 +108,7 @@ pub fn hydrate_trees(
         cache: cache_root.clone(),
     };
     let cache = Cache::new(&cache_root);
-    let inputs: Vec<ClusterInput<'_>> = trees
-        .iter()
-        .map(|(name, tree)| {
-            let spec = &checked.fleet.clusters[name].value;
-            ClusterInput {
-                name: name.clone(),
-                files: &tree.files,
-                kube_version: spec.versions.kubernetes.clone(),
-                repo_url: spec.repo.url.clone(),
-            }
-        })
-        .collect();
+    let inputs = ClusterInput::of_trees(checked, trees);
     let jobs = jobs(args);
     let hydration = run::hydrate(
         &helm,
@@ -332,12 +321,10 @@ fn app_signature(app: &kubeprint::hydrate::App, files: &BTreeMap<String, Vec<u8>
 /// `diff --hydrate`: the object-level diff of the hydrated objects of the Applications
 /// whose chart or values changed between two revisions, grouped across clusters.
 pub fn diff(args: crate::cli::DiffArgs, printer: &Printer) -> Result {
-    use kubeprint::diff::{self, ClusterRender, report};
+    use kubeprint::diff::{self, ClusterRender};
     use kubeprint::load;
-    use std::io::IsTerminal;
 
     use super::diff::{fleet_subdir, load_error, side, side_error};
-    use crate::cli::DiffOutput;
 
     let dir = &args.fleet.fleet;
     let subdir = fleet_subdir(dir)?;
@@ -440,21 +427,13 @@ pub fn diff(args: crate::cli::DiffArgs, printer: &Printer) -> Result {
         renders.push(render);
     }
     let set = diff::diff(&renders[0], &renders[1]);
-    let base_side = side(&args.base, &base_sources);
-    let head_side = side(&head_label, &head_sources);
-    let text = match args.output {
-        DiffOutput::Text => {
-            let color = printer.color && std::io::stdout().is_terminal();
-            report::text(&set, &base_side, &head_side, color)
-        }
-        DiffOutput::Markdown => report::markdown(&set, &base_side, &head_side, args.max_chars),
-        DiffOutput::Json => report::json(&set, &base_side, &head_side),
-    };
-    printer.out(text.trim_end());
+    let status = super::diff::print_report(
+        &args,
+        printer,
+        &set,
+        &side(&args.base, &base_sources),
+        &side(&head_label, &head_sources),
+    );
     printer.status(&format!("hydrated objects of the Applications whose chart or values changed; helm ran {runs} time(s)"));
-    Ok(if set.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Differences
-    })
+    Ok(status)
 }

@@ -49,6 +49,27 @@ pub struct ClusterInput<'a> {
     pub repo_url: String,
 }
 
+impl<'a> ClusterInput<'a> {
+    /// The input of each rendered tree of `trees`, from its cluster's spec in `checked`.
+    pub fn of_trees(
+        checked: &crate::fleet::Checked,
+        trees: &'a BTreeMap<String, crate::tree::RenderedTree>,
+    ) -> Vec<ClusterInput<'a>> {
+        trees
+            .iter()
+            .map(|(name, tree)| {
+                let spec = &checked.fleet.clusters[name].value;
+                ClusterInput {
+                    name: name.clone(),
+                    files: &tree.files,
+                    kube_version: spec.versions.kubernetes.clone(),
+                    repo_url: spec.repo.url.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// What one source of an Application hydrated to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

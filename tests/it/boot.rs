@@ -155,13 +155,9 @@ fn a_control_plane_carries_cilium_argo_cd_and_the_root_app_hydrated_and_a_worker
                 // A custom resource whose CRD a bare cluster does not serve (a chart's
                 // ServiceMonitor before the Prometheus operator's CRDs): Talos would fail on
                 // it for ever, so it is left for Argo CD, and the manifest says so.
-                let group = want["apiVersion"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit_once('/')
-                    .map_or("", |(g, _)| g);
-                let kind = want["kind"].as_str().unwrap();
-                if scopes.namespaced(group, kind).is_none() {
+                let wanted = kubeprint::hydrate::object_id(&want);
+                let kind = wanted.kind.as_str();
+                if scopes.namespaced(wanted.group(), kind).is_none() {
                     let (_, ns, name) = id(&want);
                     let first = contents.lines().next().unwrap();
                     assert!(
@@ -312,14 +308,8 @@ fn argo_cd_renders_the_bootstrap_charts_as_talos_installed_them() {
             // everything Talos installs stays the same.
             let scopes = kubeprint::hydrate::objects::Scopes::from_crds(&bare);
             let (served, later): (Vec<Value>, Vec<Value>) = full.into_iter().partition(|o| {
-                let group = o["apiVersion"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit_once('/')
-                    .map_or("", |(g, _)| g);
-                scopes
-                    .namespaced(group, o["kind"].as_str().unwrap())
-                    .is_some()
+                let id = kubeprint::hydrate::object_id(o);
+                scopes.namespaced(id.group(), &id.kind).is_some()
             });
             assert_eq!(
                 served, bare,

@@ -157,6 +157,17 @@ pub fn is_builtin_group(group: &str) -> bool {
     BUILTIN_GROUPS.contains(&group)
 }
 
+/// The group and kind a CRD defines; `None` for any other object.
+fn crd_group_kind(o: &Value) -> Option<(&str, &str)> {
+    if o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+        return None;
+    }
+    Some((
+        o.pointer("/spec/group").and_then(Value::as_str)?,
+        o.pointer("/spec/names/kind").and_then(Value::as_str)?,
+    ))
+}
+
 /// Which kinds are namespaced: the built-in ones, and those the cluster's CRDs define.
 #[derive(Debug, Clone, Default)]
 pub struct Scopes {
@@ -169,13 +180,7 @@ impl Scopes {
     pub fn from_crds<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Scopes {
         let mut custom = BTreeMap::new();
         for o in objects {
-            if o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
-                continue;
-            }
-            let (Some(group), Some(kind)) = (
-                o.pointer("/spec/group").and_then(Value::as_str),
-                o.pointer("/spec/names/kind").and_then(Value::as_str),
-            ) else {
+            let Some((group, kind)) = crd_group_kind(o) else {
                 continue;
             };
             let namespaced = o.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
@@ -219,13 +224,7 @@ pub fn place(object: &mut Value, scopes: &Scopes, namespace: &str) {
 pub fn crd_api_versions<'a>(objects: impl IntoIterator<Item = &'a Value>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for o in objects {
-        if o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
-            continue;
-        }
-        let (Some(group), Some(kind)) = (
-            o.pointer("/spec/group").and_then(Value::as_str),
-            o.pointer("/spec/names/kind").and_then(Value::as_str),
-        ) else {
+        let Some((group, kind)) = crd_group_kind(o) else {
             continue;
         };
         for v in o
