@@ -240,7 +240,9 @@ fn application_objects(request: &Request, helm_output: &str) -> Result<(Vec<Valu
             } else {
                 &id.namespace
             };
-            later.push(format!("{} {ns}/{}", id.kind, id.name));
+            // Named in a YAML comment line: a line break in a name must not end it.
+            let named = format!("{} {ns}/{}", id.kind, id.name);
+            later.push(named.replace(|c: char| c.is_control(), "?"));
             continue;
         }
         place(&mut obj, &scopes, &request.namespace);
@@ -374,5 +376,9 @@ mod tests {
             .collect();
         assert_eq!(names, ["argocd", "c"]);
         assert_eq!(left, ["ServiceMonitor argocd/m"]);
+        // Whatever a chart names it, the comment stays one line.
+        let odd = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: \"m\\nkind: Secret\"\n";
+        let (_, left) = application_objects(&request, odd).unwrap();
+        assert_eq!(left, ["ServiceMonitor argocd/m?kind: Secret"]);
     }
 }
