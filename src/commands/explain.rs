@@ -69,7 +69,7 @@ pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
             .expect("serialisable"),
         ),
         OutputFormat::Text => {
-            let shown = kubeprint::yaml::to_string(value);
+            let shown = kubeprint::yaml::value_to_string(value);
             printer.out(&format!("{}: {}", args.path, shown.trim_end()));
             if let Some(o) = origin {
                 let layer = serde_json::to_value(o.layer)

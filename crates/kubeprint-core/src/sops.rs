@@ -160,7 +160,7 @@ pub fn encrypt(
     );
     meta.insert("version".into(), Value::String(SOPS_VERSION.into()));
     out.insert("sops".into(), Value::Object(meta));
-    Ok(yaml::to_string(&Value::Object(out)))
+    Ok(yaml::value_to_string(&Value::Object(out)))
 }
 
 /// The age recipients a SOPS file's data key is encrypted to.

@@ -238,7 +238,7 @@ fn to_yaml(value: minijinja::Value) -> std::result::Result<String, minijinja::Er
     let v: Value = serde_json::to_value(&value).map_err(|e| {
         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
     })?;
-    Ok(yaml::to_string(&v).trim_end().to_string())
+    Ok(yaml::value_to_string(&v).trim_end().to_string())
 }
 
 /// The context variable holding the marker of a render's file directives (see `render`).

@@ -285,7 +285,7 @@ pub fn files(cluster: &HydratedCluster) -> BTreeMap<String, Vec<u8>> {
                 n += 1;
                 path = format!("{}~{n}.yaml", base.trim_end_matches(".yaml"));
             }
-            out.insert(path, yaml::to_string(o).into_bytes());
+            out.insert(path, yaml::value_to_string(o).into_bytes());
         }
     }
     out

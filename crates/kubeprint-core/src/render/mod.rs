@@ -108,7 +108,7 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
             &cluster,
             "apps",
             path,
-            yaml::to_string(&app).into_bytes(),
+            yaml::value_to_string(&app).into_bytes(),
         )?;
     }
     for (path, bytes) in talos::render(plan)? {
@@ -145,7 +145,7 @@ fn values_file(pc: &PlannedComponent) -> String {
     );
     let body = match &pc.values.value {
         Value::Object(m) if m.is_empty() => "{}\n".to_string(),
-        v => yaml::to_string(v),
+        v => yaml::value_to_string(v),
     };
     header + &body
 }

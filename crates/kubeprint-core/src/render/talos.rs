@@ -121,7 +121,7 @@ pub fn render(plan: &ClusterPlan) -> Result<Vec<(String, Vec<u8>)>> {
         let doc = base_config(plan, role, pool.max_pods, &installer);
         out.push((
             format!("{DIR}/{}.yaml", role_file(role)),
-            (header + &yaml::to_string(&doc)).into_bytes(),
+            (header + &yaml::value_to_string(&doc)).into_bytes(),
         ));
     }
     for node in spec.node_views() {
