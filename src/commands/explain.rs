@@ -10,7 +10,7 @@ pub fn run(args: ExplainArgs, printer: &Printer) -> Result {
     let names = kubeprint::fleet::select(&checked.fleet, std::slice::from_ref(&args.cluster))?;
     let path = plan::ValuePath::parse(&args.path)
         .map_err(|e| CommandError::bad_input(e, Some(plan::PathError::HINT.to_string())))?;
-    let plan = plan::plan(&checked.fleet, &checked.templates, &names[0])
+    let plan = plan::plan_with_origins(&checked.fleet, &checked.templates, &names[0])
         .map_err(|e| CommandError::bad_input(e, None))?;
     let not_a_value_path = || {
         CommandError::bad_input(
