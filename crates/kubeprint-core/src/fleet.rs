@@ -81,6 +81,12 @@ pub fn render_cluster(checked: &Checked, name: &str) -> Result<RenderedTree> {
     Ok(render::render(&plan, &checked.templates)?)
 }
 
+/// [`render_cluster`] without the lock file ([`render::render_files`]): for comparisons.
+pub fn render_cluster_files(checked: &Checked, name: &str) -> Result<RenderedTree> {
+    let plan = plan::plan(&checked.fleet, &checked.templates, name).map_err(render::Error::from)?;
+    Ok(render::render_files(&plan, &checked.templates)?)
+}
+
 /// Renders the named clusters in parallel; the first error (in name order) wins.
 pub fn render_all(checked: &Checked, names: &[String]) -> Result<BTreeMap<String, RenderedTree>> {
     let results: Vec<(String, Result<RenderedTree>)> = names

@@ -388,7 +388,7 @@ pub fn diff_checked_known(
             None => Ok(None),
             Some(spec) => Ok(Some(ClusterRender {
                 tier: spec.value.tier.clone(),
-                tree: fleet::render_cluster(checked, name)?,
+                tree: fleet::render_cluster_files(checked, name)?,
             })),
         }
     };

@@ -54,6 +54,15 @@ pub use crate::model::FILE_DIRECTIVE;
 
 /// Renders one planned cluster into its repository tree.
 pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
+    let mut tree = render_files(plan, templates)?;
+    let lock = Lock::for_tree(plan, &tree);
+    tree.insert(LOCK_FILE.into(), lock.to_yaml().into_bytes());
+    Ok(tree)
+}
+
+/// [`render`] without the lock file: what a comparison of two renders reads (the lock
+/// holds the digest of every file, a tenth of a render's time, and differs whenever they do).
+pub fn render_files(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
     let mut tree = RenderedTree::default();
     let cluster = plan.name().to_string();
     let inputs_hash = lock::inputs_hash(plan.fleet, plan.name(), plan.tier_name);
@@ -117,8 +126,6 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
         put(&mut tree, &cluster, "talos", path, bytes)?;
     }
     tree.insert("README.md".into(), readme(plan).into_bytes());
-    let lock = Lock::for_tree(plan, &tree);
-    tree.insert(LOCK_FILE.into(), lock.to_yaml().into_bytes());
     Ok(tree)
 }
 
