@@ -6,7 +6,9 @@
 //! changes, each one commit: one cluster's spec, the production tier's overlay (two
 //! thirds of the fleet), a blueprint value (every cluster). Each line: wall time, CPU
 //! seconds, the phase's peak memory and the clusters rendered.
-//! Run: `cargo bench --bench diff` (`-- 300` for another N).
+//! Run: `cargo bench --bench diff` (`-- 300` for another N). With `KUBEPRINT_BENCH_KEEP=1`
+//! the repository is kept (its path printed) so that the command itself can be timed on
+//! it: `kubeprint diff --fleet REPO --base HEAD~1 --head HEAD`.
 #![allow(clippy::unwrap_used)] // a benchmark stops on a failed set-up
 
 #[path = "common.rs"]
@@ -167,5 +169,8 @@ fn main() {
     for _ in 0..2 {
         let set = run("a blueprint value changed", repo, today);
         assert_eq!(set.summary.changed, n);
+    }
+    if std::env::var_os("KUBEPRINT_BENCH_KEEP").is_some() {
+        println!("kept: {}", work.keep().display());
     }
 }
