@@ -209,8 +209,9 @@ pub struct StatusArgs {
     /// How long to wait for one cluster, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
-    /// How many clusters to read at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many clusters to read at once (1 to 1,024: each is a connection and its TLS
+    /// session).
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY))]
     pub concurrency: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -401,6 +402,9 @@ pub struct RenderArgs {
 /// The most threads or connections `-j` may ask for: each is a thread with its stack, and
 /// no machine or git server is served faster by more.
 pub const MAX_JOBS: u64 = 256;
+
+/// The most clusters `status --concurrency` reads at once.
+pub const MAX_CONCURRENCY: u64 = 1024;
 
 /// `-j N`: a number from 1 to [`MAX_JOBS`]; anything else is a usage error (exit 2).
 fn jobs() -> clap::builder::RangedU64ValueParser<usize> {

@@ -350,6 +350,17 @@ fn jobs_out_of_range_are_usage_errors_before_any_thread_starts() {
             assert!(stderr.contains("1..=256"), "{command} -j {jobs}: {stderr}");
         }
     }
+    // `status --concurrency` is bounded too: each is a connection.
+    for concurrency in ["0", "1025"] {
+        let (_, stderr, code) = kubeprint(
+            &env,
+            fx.path(),
+            &["status", "--concurrency", concurrency],
+            20,
+        );
+        assert_eq!(code, 2, "status --concurrency {concurrency}: {stderr}");
+        assert!(stderr.contains("1..=1024"), "{concurrency}: {stderr}");
+    }
     // 256 threads: each reserves its stack, more than `bounded` allows.
     let mut cmd = env.kubeprint(fx.path());
     cmd.args(["render", "-j", "256", "--today", TODAY, "--out", "out"]);

@@ -15,7 +15,7 @@ use crate::yaml::{self, Spans, Value, child_path};
 /// Errors while planning a cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cluster `{cluster}`: tier `{tier}` does not exist")]
+    #[error("{location}: cluster `{cluster}`: tier `{tier}` does not exist")]
     UnknownTier {
         cluster: String,
         tier: String,
