@@ -84,15 +84,14 @@ impl Merged {
     /// Merges `layer` over this tree. `spans` locate the layer's values in `file`, whose
     /// paths are `prefix` + the path inside the merged tree.
     pub fn merge(&mut self, layer: &Value, origin: Layer, file: &str, spans: &Spans, prefix: &str) {
-        if !self.track {
-            merge_values(&mut self.value, layer);
-            return;
-        }
         let at = |path: &str| Origin {
             layer: origin,
             location: format!("{file}:{}", spans.locate(&join(prefix, path))),
         };
-        merge_into(&mut self.value, layer, "", &mut self.origins, &at);
+        let mut track: Track = self
+            .track
+            .then_some((&mut self.origins, &at as &dyn Fn(&str) -> Origin));
+        merge_into(&mut self.value, layer, "", &mut track);
     }
 
     /// The value at a path and its origin; `None` when the tree has no value there.
@@ -128,64 +127,49 @@ fn join(prefix: &str, path: &str) -> String {
     }
 }
 
-fn merge_into(
-    base: &mut Value,
-    layer: &Value,
-    path: &str,
-    origins: &mut BTreeMap<String, Origin>,
-    at: &dyn Fn(&str) -> Origin,
-) {
+/// Where [`merge_into`] records origins (the map, and the origin of a path of the layer);
+/// `None` merges values only.
+type Track<'a> = Option<(&'a mut BTreeMap<String, Origin>, &'a dyn Fn(&str) -> Origin)>;
+
+fn merge_into(base: &mut Value, layer: &Value, path: &str, track: &mut Track) {
     match (base, layer) {
         (Value::Object(base_map), Value::Object(layer_map)) => {
             for (key, lv) in layer_map {
-                let child = child_path(path, key);
+                // Paths are built only when origins are recorded.
+                let child = match track {
+                    Some(_) => child_path(path, key),
+                    None => String::new(),
+                };
                 if lv.is_null() {
                     base_map.shift_remove(key);
-                    remove_origins(origins, &child);
+                    if let Some((origins, _)) = track {
+                        remove_origins(origins, &child);
+                    }
                     continue;
                 }
                 match base_map.get_mut(key) {
                     Some(bv) if bv.is_object() && lv.is_object() => {
-                        merge_into(bv, lv, &child, origins, at)
+                        merge_into(bv, lv, &child, track)
                     }
                     _ => {
-                        remove_origins(origins, &child);
                         let mut v = lv.clone();
                         strip_nulls(&mut v);
-                        record_origins(&v, &child, origins, at);
+                        if let Some((origins, at)) = track {
+                            remove_origins(origins, &child);
+                            record_origins(&v, &child, origins, *at);
+                        }
                         base_map.insert(key.clone(), v);
                     }
                 }
             }
         }
         (base, layer) => {
-            remove_origins(origins, path);
-            *base = layer.clone();
-            record_origins(layer, path, origins, at);
-        }
-    }
-}
-
-/// [`merge_into`] without origins: the same tree.
-fn merge_values(base: &mut Value, layer: &Value) {
-    match (base, layer) {
-        (Value::Object(base_map), Value::Object(layer_map)) => {
-            for (key, lv) in layer_map {
-                if lv.is_null() {
-                    base_map.shift_remove(key);
-                    continue;
-                }
-                match base_map.get_mut(key) {
-                    Some(bv) if bv.is_object() && lv.is_object() => merge_values(bv, lv),
-                    _ => {
-                        let mut v = lv.clone();
-                        strip_nulls(&mut v);
-                        base_map.insert(key.clone(), v);
-                    }
-                }
+            if let Some((origins, at)) = track {
+                remove_origins(origins, path);
+                record_origins(layer, path, origins, *at);
             }
+            *base = layer.clone();
         }
-        (base, layer) => *base = layer.clone(),
     }
 }
 
