@@ -31,3 +31,4 @@ mod status;
 mod talos;
 mod talos_cli;
 mod watch;
+mod yaml_corpus;

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-mod emit;
+pub mod emit;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
