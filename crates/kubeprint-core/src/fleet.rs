@@ -81,10 +81,21 @@ pub fn render_cluster(checked: &Checked, name: &str) -> Result<RenderedTree> {
     Ok(render::render(&plan, &checked.templates)?)
 }
 
-/// [`render_cluster`] without the lock file ([`render::render_files`]): for comparisons.
-pub fn render_cluster_files(checked: &Checked, name: &str) -> Result<RenderedTree> {
-    let plan = plan::plan(&checked.fleet, &checked.templates, name).map_err(render::Error::from)?;
-    Ok(render::render_files(&plan, &checked.templates)?)
+/// [`render_cluster`] without the lock file ([`render::render_files`]), for comparisons;
+/// the templates' output is parsed through `memo`, which the other side of the comparison
+/// shares (see [`crate::yaml::Memo`]).
+pub fn render_cluster_files(
+    checked: &Checked,
+    name: &str,
+    memo: &mut crate::yaml::Memo,
+) -> Result<RenderedTree> {
+    let plan = plan::plan_remembering(&checked.fleet, &checked.templates, name, memo)
+        .map_err(render::Error::from)?;
+    Ok(render::render_files_remembering(
+        &plan,
+        &checked.templates,
+        Some(memo),
+    )?)
 }
 
 /// Renders the named clusters in parallel; the first error (in name order) wins.

@@ -343,7 +343,17 @@ impl ClusterPlan<'_> {
 /// Plans one cluster: merges settings and every component's values. The values' origins
 /// are not recorded (see [`plan_with_origins`]).
 pub fn plan<'f>(fleet: &'f Fleet, templates: &Templates, cluster: &str) -> Result<ClusterPlan<'f>> {
-    plan_tracking(fleet, templates, cluster, false)
+    plan_tracking(fleet, templates, cluster, false, None)
+}
+
+/// [`plan`], the values templates' output parsed through `memo` (see [`yaml::Memo`]).
+pub fn plan_remembering<'f>(
+    fleet: &'f Fleet,
+    templates: &Templates,
+    cluster: &str,
+    memo: &mut yaml::Memo,
+) -> Result<ClusterPlan<'f>> {
+    plan_tracking(fleet, templates, cluster, false, Some(memo))
 }
 
 /// [`plan`], recording where every merged value came from (`kubeprint explain`).
@@ -352,7 +362,7 @@ pub fn plan_with_origins<'f>(
     templates: &Templates,
     cluster: &str,
 ) -> Result<ClusterPlan<'f>> {
-    plan_tracking(fleet, templates, cluster, true)
+    plan_tracking(fleet, templates, cluster, true, None)
 }
 
 fn plan_tracking<'f>(
@@ -360,6 +370,7 @@ fn plan_tracking<'f>(
     templates: &Templates,
     cluster: &str,
     origins: bool,
+    mut memo: Option<&mut yaml::Memo>,
 ) -> Result<ClusterPlan<'f>> {
     let new_merged = || {
         if origins {
@@ -478,7 +489,11 @@ fn plan_tracking<'f>(
             let unlocated = if origins {
                 None
             } else {
-                let mut docs = yaml::parse_all_unlocated(file, &text).map_err(output_error)?;
+                let mut docs = match memo.as_deref_mut() {
+                    Some(memo) => memo.parse_all_unlocated(file, &text),
+                    None => yaml::parse_all_unlocated(file, &text),
+                }
+                .map_err(output_error)?;
                 match docs.len() {
                     0 => Some(Value::Null),
                     1 => docs.pop(),

@@ -383,12 +383,17 @@ pub fn diff_checked_known(
         .collect();
     let names: Vec<&String> = names.into_iter().collect();
     let shared = shared_inputs_equal(&base.fleet, &head.fleet);
-    let render = |checked: &Checked, name: &str| -> Result<Option<ClusterRender>, fleet::Error> {
+    // Both sides of a cluster share one memo of the templates' parsed output: most of it is
+    // the same text on both.
+    let render = |checked: &Checked,
+                  name: &str,
+                  memo: &mut crate::yaml::Memo|
+     -> Result<Option<ClusterRender>, fleet::Error> {
         match checked.fleet.clusters.get(name) {
             None => Ok(None),
             Some(spec) => Ok(Some(ClusterRender {
                 tier: spec.value.tier.clone(),
-                tree: fleet::render_cluster_files(checked, name)?,
+                tree: fleet::render_cluster_files(checked, name, memo)?,
             })),
         }
     };
@@ -417,7 +422,8 @@ pub fn diff_checked_known(
                 work.same_inputs += 1;
                 return (None, work, None, None);
             }
-            let (b, h) = (render(base, name), render(head, name));
+            let mut memo = crate::yaml::Memo::default();
+            let (b, h) = (render(base, name, &mut memo), render(head, name, &mut memo));
             work.renders +=
                 usize::from(matches!(b, Ok(Some(_)))) + usize::from(matches!(h, Ok(Some(_))));
             match (b, h) {

@@ -63,6 +63,16 @@ pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree>
 /// [`render`] without the lock file: what a comparison of two renders reads (the lock
 /// holds the digest of every file, a tenth of a render's time, and differs whenever they do).
 pub fn render_files(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
+    render_files_remembering(plan, templates, None)
+}
+
+/// [`render_files`], the templates' output parsed and written back through `memo` (see
+/// [`yaml::Memo`]): the same tree.
+pub fn render_files_remembering(
+    plan: &ClusterPlan,
+    templates: &Templates,
+    mut memo: Option<&mut yaml::Memo>,
+) -> Result<RenderedTree> {
     let mut tree = RenderedTree::default();
     let cluster = plan.name().to_string();
     let inputs_hash = lock::inputs_hash(plan.fleet, plan.name(), plan.tier_name);
@@ -96,7 +106,15 @@ pub fn render_files(plan: &ClusterPlan, templates: &Templates) -> Result<Rendere
             ));
         }
         let manifest_dir = format!("manifests/{}", component.name);
-        let wrote = render_manifests(plan, pc, templates, &manifest_dir, &inputs_hash, &mut tree)?;
+        let wrote = render_manifests(
+            plan,
+            pc,
+            templates,
+            &manifest_dir,
+            &inputs_hash,
+            memo.as_deref_mut(),
+            &mut tree,
+        )?;
         if wrote {
             apps.push((
                 format!("apps/{}-manifests.yaml", component.name),
@@ -166,6 +184,7 @@ fn render_manifests(
     templates: &Templates,
     dir: &str,
     inputs_hash: &str,
+    mut memo: Option<&mut yaml::Memo>,
     tree: &mut RenderedTree,
 ) -> Result<bool> {
     let component = pc.component;
@@ -205,22 +224,18 @@ fn render_manifests(
                 template: name.clone(),
                 message,
             })?;
-            let docs =
-                yaml::parse_all_unlocated(&path, &body).map_err(|e| templates::Error::Output {
-                    template: name.clone(),
-                    message: format!("{e} (cluster `{cluster}`)"),
-                })?;
-            if docs.is_empty() {
+            let canonical = match memo.as_deref_mut() {
+                Some(memo) => memo.canonical(&path, &body),
+                None => yaml::canonical(&path, &body),
+            }
+            .map_err(|e| templates::Error::Output {
+                template: name.clone(),
+                message: format!("{e} (cluster `{cluster}`)"),
+            })?;
+            if canonical.is_empty() {
                 continue;
             }
-            let values: Vec<&Value> = docs.iter().collect();
-            put(
-                tree,
-                cluster,
-                name,
-                path,
-                yaml::to_multi_doc(&values).into_bytes(),
-            )?;
+            put(tree, cluster, name, path, canonical.into_bytes())?;
             wrote = true;
         }
     }

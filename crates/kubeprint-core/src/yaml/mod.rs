@@ -199,6 +199,44 @@ pub fn parse_all_unlocated(file: &str, text: &str) -> Result<Vec<Value>> {
         .collect())
 }
 
+/// What parsing texts gave, kept for the next time the same text comes: a diff renders
+/// both sides of a cluster, and most of their templates print the same text on both. A
+/// result is a pure function of the text, so a remembered one is the one parsing would
+/// give; failures are not kept (they are reported with their own file).
+#[derive(Debug, Default)]
+pub struct Memo {
+    documents: BTreeMap<String, Vec<Value>>,
+    canonical: BTreeMap<String, String>,
+}
+
+impl Memo {
+    /// [`parse_all_unlocated`], remembered.
+    pub fn parse_all_unlocated(&mut self, file: &str, text: &str) -> Result<Vec<Value>> {
+        if let Some(docs) = self.documents.get(text) {
+            return Ok(docs.clone());
+        }
+        let docs = parse_all_unlocated(file, text)?;
+        self.documents.insert(text.to_string(), docs.clone());
+        Ok(docs)
+    }
+
+    /// [`canonical`], remembered.
+    pub fn canonical(&mut self, file: &str, text: &str) -> Result<String> {
+        if let Some(out) = self.canonical.get(text) {
+            return Ok(out.clone());
+        }
+        let out = canonical(file, text)?;
+        self.canonical.insert(text.to_string(), out.clone());
+        Ok(out)
+    }
+}
+
+/// The documents of a text written back canonically ([`to_multi_doc`] of
+/// [`parse_all_unlocated`]); empty when the text holds none.
+pub fn canonical(file: &str, text: &str) -> Result<String> {
+    Ok(to_multi_doc(&parse_all_unlocated(file, text)?))
+}
+
 fn parse_documents(file: &str, text: &str, located: bool) -> Result<Vec<Document>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(at) = text.find('\0') {
@@ -965,6 +1003,35 @@ mod tests {
         );
         let err = decode_text("u16.yaml", b"\xFF\xFEa\0:\0").unwrap_err();
         assert!(err.to_string().contains("UTF-16"), "{err}");
+    }
+
+    #[test]
+    fn a_memo_gives_what_parsing_gives_and_keeps_no_failure() {
+        let mut memo = Memo::default();
+        for text in [
+            "a: 1\n",
+            "a: 1\n---\nb: [x, 'y']\n",
+            "",
+            "# a comment\n",
+            "--- |\n  x\n",
+        ] {
+            for _ in 0..2 {
+                assert_eq!(
+                    memo.canonical("f.yaml", text).unwrap(),
+                    canonical("f.yaml", text).unwrap()
+                );
+                assert_eq!(
+                    memo.parse_all_unlocated("f.yaml", text).unwrap(),
+                    parse_all_unlocated("f.yaml", text).unwrap()
+                );
+            }
+        }
+        assert_eq!(canonical("f.yaml", "# nothing\n").unwrap(), "");
+        for _ in 0..2 {
+            let e = memo.canonical("g.yaml", "a: [\n").unwrap_err().to_string();
+            assert!(e.contains("g.yaml"), "{e}");
+        }
+        assert_eq!(memo.canonical.len(), 5);
     }
 
     #[test]
