@@ -12,22 +12,29 @@ use kubeprint::publish::{self, Options, Outcome, Target};
 
 const CLUSTERS: [&str; 3] = ["acme-prod", "globex-dev", "initech-prod"];
 
+/// `kubeprint publish --today TODAY --remote-template TEMPLATE --cache <env>/cache`, for the
+/// test to complete.
+fn publish_command(env: &Env, fleet: &Path, template: &str) -> Command {
+    let mut cmd = env.kubeprint(fleet);
+    cmd.args([
+        "publish",
+        "--today",
+        TODAY,
+        "--remote-template",
+        template,
+        "--cache",
+    ])
+    .arg(env.path().join("cache"));
+    cmd
+}
+
 fn publish_cmd(env: &Env, fleet: &Path, template: &str, extra: &[&str]) -> (String, String, i32) {
-    let out = env
-        .kubeprint(fleet)
-        .args([
-            "publish",
-            "--today",
-            TODAY,
-            "--remote-template",
-            template,
-            "--cache",
-        ])
-        .arg(env.path().join("cache"))
-        .args(extra)
-        .output()
-        .unwrap();
-    text(&out)
+    text(
+        &publish_command(env, fleet, template)
+            .args(extra)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn log(env: &Env, bare: &Path) -> Vec<String> {
@@ -416,19 +423,8 @@ fn a_wrong_token_is_refused_without_showing_it() {
     let fleet = env.fleet_repo("fleet");
     let port = unauthorized_http_server();
     let template = format!("http://bot:url-secret-123@127.0.0.1:{port}/{{cluster}}.git");
-    let out = env
-        .kubeprint(&fleet)
-        .args([
-            "publish",
-            "--today",
-            TODAY,
-            "--cluster",
-            "acme-prod",
-            "--remote-template",
-            &template,
-            "--cache",
-        ])
-        .arg(env.path().join("cache"))
+    let out = publish_command(&env, &fleet, &template)
+        .args(["--cluster", "acme-prod"])
         .env("KUBEPRINT_GIT_TOKEN", "tok-very-secret-456")
         .env("KUBEPRINT_LOG", "trace")
         .output()
@@ -558,17 +554,7 @@ fn ssh_with_a_key_file_and_a_wrong_key() {
     assert!(bares.iter().all(|b| log(&env, b).len() == 1));
 
     // The key from the environment, nothing changed: no commit.
-    let out = env
-        .kubeprint(&fleet)
-        .args([
-            "publish",
-            "--today",
-            TODAY,
-            "--remote-template",
-            &template,
-            "--cache",
-        ])
-        .arg(env.path().join("cache"))
+    let out = publish_command(&env, &fleet, &template)
         .env("KUBEPRINT_SSH_KEY", key)
         .output()
         .unwrap();
@@ -593,19 +579,8 @@ fn ssh_with_a_key_file_and_a_wrong_key() {
         "retention: 46d",
     );
     env.commit_all(&fleet, "Change");
-    let out = env
-        .kubeprint(&fleet)
-        .args([
-            "publish",
-            "--today",
-            TODAY,
-            "--cluster",
-            "acme-prod",
-            "--remote-template",
-            &template,
-            "--cache",
-        ])
-        .arg(env.path().join("cache"))
+    let out = publish_command(&env, &fleet, &template)
+        .args(["--cluster", "acme-prod"])
         .env("KUBEPRINT_SSH_KEY", &wrong)
         .env("KUBEPRINT_LOG", "trace")
         .output()
