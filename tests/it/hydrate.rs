@@ -81,6 +81,42 @@ fn of_kind<'a>(findings: &'a [Value], kind: &str) -> Vec<&'a Value> {
     findings.iter().filter(|f| f["kind"] == kind).collect()
 }
 
+/// The hydrated objects (2,379 real chart objects: CRDs, ConfigMaps holding whole config
+/// files, dashboards) are written by the fast YAML writer where it can: each file must be
+/// the bytes serde_norway writes for the object read back from it.
+#[test]
+fn every_hydrated_object_is_written_as_serde_norway_writes_it() {
+    let f = fixture();
+    let cache = tempfile::tempdir().unwrap();
+    copy_dir(warm_cache(), cache.path());
+    let out = hydrate(&f, cache.path(), &["--out", "hydrated"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (mut objects, mut fast) = (0, 0);
+    for entry in walkdir::WalkDir::new(f.path().join("hydrated")).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if !entry.file_type().is_file() || path.ends_with("expected-secrets.yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc = kubeprint::yaml::parse(&path.display().to_string(), &text).unwrap();
+        objects += 1;
+        fast += usize::from(kubeprint::yaml::emit::document(&doc.value).is_ok());
+        assert_eq!(
+            text,
+            kubeprint::yaml::to_string(&doc.value),
+            "{}: not serde_norway's bytes",
+            path.display()
+        );
+    }
+    println!("{objects} hydrated objects, {fast} written by the fast writer");
+    assert!(objects > 2_000, "only {objects} objects");
+    assert!(
+        fast * 2 > objects,
+        "the fast writer wrote only {fast} of {objects}"
+    );
+}
+
 #[test]
 fn check_finds_a_secret_inside_a_list() {
     let f = Fixture::example();
