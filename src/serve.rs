@@ -8,8 +8,11 @@
 //! The server faces a network, so it is bounded ([`Limits`]): a request's headers must
 //! arrive within 10 s (which also closes idle keep-alive connections), a connection on
 //! which a read or a write makes no progress for 30 s is closed, and at most 512
-//! connections are served at once; more are closed as soon as they are accepted, so that
-//! held connections cannot use up the file descriptors the cluster watches need.
+//! connections are served at once, so that held connections cannot use up the file
+//! descriptors the cluster watches need. Past that, 32 more are answered at once and
+//! closed within a second: `/healthz` with 200 (the process is alive and serving; a
+//! liveness probe must not restart it because someone holds its connections), anything
+//! else with 503; further ones are closed as soon as they are accepted.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -45,8 +48,13 @@ pub struct Limits {
     /// A connection on which a read or a write waits this long without progress is closed
     /// (a request body sent byte by byte, a client that does not read its response).
     pub io_timeout: Duration,
-    /// Connections served at once; further ones are closed as soon as accepted.
+    /// Connections served at once.
     pub max_connections: u32,
+    /// Connections past `max_connections` answered at once (`/healthz` 200, anything else
+    /// 503) and closed within `spare_timeout`; further ones are closed as soon as accepted.
+    pub spare_connections: u32,
+    /// How long a spare connection may take to send its request line.
+    pub spare_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +63,8 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
             max_connections: 512,
+            spare_connections: 32,
+            spare_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -101,6 +111,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let service = TowerToHyperService::new(router(state));
     let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let spare = Arc::new(Semaphore::new(limits.spare_connections as usize));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = pin!(shutdown);
     // Whether the last connection was refused for the limit (logged once per episode).
@@ -123,11 +134,16 @@ pub async fn serve_with(
             if !at_limit {
                 warn!(
                     limit = limits.max_connections,
-                    "connection limit reached: closing new connections until some end"
+                    "connection limit reached: answering /healthz only until some end"
                 );
                 at_limit = true;
             }
-            drop(stream);
+            if let Ok(permit) = spare.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    answer_at_limit(stream, limits.spare_timeout).await;
+                });
+            }
             continue;
         };
         at_limit = false;
@@ -161,6 +177,38 @@ pub async fn serve_with(
     // Every connection holds a permit until it ends.
     let _ = permits.acquire_many(limits.max_connections).await;
     Ok(())
+}
+
+/// A connection past the limit: `/healthz` is answered (the process is alive), anything
+/// else is told to come back (503), and the connection is closed, all within `wait` per
+/// step, so that it holds its descriptor for a moment only.
+async fn answer_at_limit(mut stream: TcpStream, wait: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; 256];
+    let mut len = 0;
+    let request_line = tokio::time::timeout(wait, async {
+        while len < head.len() && !head[..len].contains(&b'\n') {
+            match stream.read(&mut head[len..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => len += n,
+            }
+        }
+        true
+    })
+    .await;
+    let line = &head[..len];
+    let healthz = matches!(request_line, Ok(true))
+        && (line.starts_with(b"GET /healthz ") || line.starts_with(b"GET /healthz?"));
+    let response: &[u8] = if healthz {
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n"
+    } else {
+        b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    };
+    let _ = tokio::time::timeout(wait, async {
+        let _ = stream.write_all(response).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Errors of one connection that leave the listener usable.

@@ -478,8 +478,19 @@ mod server {
         assert_eq!(healthz(addr).await, Some(200));
     }
 
+    async fn get(addr: SocketAddr, path: &str) -> Option<u16> {
+        tokio::time::timeout(Duration::from_secs(5), support::http_get(addr, path))
+            .await
+            .ok()?
+            .ok()
+            .map(|(code, _)| code)
+    }
+
+    /// Past the limit, a liveness probe still gets its answer (the process is alive and
+    /// serving), anything else a 503, and a silent connection is closed within a second;
+    /// past the spare connections too, connections are closed at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn connections_past_the_limit_are_closed_at_once_and_the_server_answers_when_some_end() {
+    async fn past_the_limit_only_healthz_is_answered_and_the_server_answers_when_some_end() {
         let limits = Limits {
             max_connections: 4,
             ..Limits::default()
@@ -492,16 +503,34 @@ mod server {
         let mut extra = TcpStream::connect(addr).await.unwrap();
         let closed = closed_within(&mut extra, Duration::from_secs(5)).await;
         assert!(closed.is_some(), "the 5th connection is still open");
-        assert_ne!(healthz(addr).await, Some(200), "no room while 4 are held");
+        assert_eq!(healthz(addr).await, Some(200), "/healthz while 4 are held");
+        assert_eq!(
+            get(addr, "/metrics").await,
+            Some(503),
+            "/metrics while 4 are held"
+        );
         held.pop();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if healthz(addr).await == Some(200) {
+            if get(addr, "/metrics").await == Some(200) {
                 break;
             }
-            assert!(Instant::now() < deadline, "/healthz never answered");
+            assert!(Instant::now() < deadline, "/metrics never answered");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+
+        // Without spare connections nothing past the limit is answered.
+        let addr = in_process(Limits {
+            max_connections: 4,
+            spare_connections: 0,
+            ..Limits::default()
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        assert_ne!(healthz(addr).await, Some(200), "no room while 4 are held");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,7 +626,8 @@ mod server {
             );
         }
 
-        // 512 connections held: the 513th is closed at once.
+        // 512 connections held: the 513th, silent, is closed within the spare timeout, and
+        // a liveness probe is still answered.
         let mut held = Vec::new();
         for _ in 0..512 {
             held.push(TcpStream::connect(addr).await.unwrap());
@@ -605,11 +635,17 @@ mod server {
         let mut extra = TcpStream::connect(addr).await.unwrap();
         let closed = closed_within(&mut extra, Duration::from_secs(3)).await;
         assert!(closed.is_some(), "the 513th connection is open");
+        assert_eq!(healthz(addr).await, Some(200), "/healthz with 512 held");
+        assert_eq!(
+            get(addr, "/status").await,
+            Some(503),
+            "/status with 512 held"
+        );
         // Some end: the server answers again.
         held.truncate(500);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while healthz(addr).await != Some(200) {
-            assert!(Instant::now() < deadline, "/healthz never answered");
+        while get(addr, "/status").await != Some(200) {
+            assert!(Instant::now() < deadline, "/status never answered");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
