@@ -420,8 +420,9 @@ mod server {
         }
     }
 
-    async fn healthz(addr: SocketAddr) -> Option<u16> {
-        tokio::time::timeout(Duration::from_secs(5), support::http_get(addr, "/healthz"))
+    /// The status code of `GET path`, `None` when the server does not answer within 5 s.
+    async fn get(addr: SocketAddr, path: &str) -> Option<u16> {
+        tokio::time::timeout(Duration::from_secs(5), support::http_get(addr, path))
             .await
             .ok()?
             .ok()
@@ -475,15 +476,7 @@ mod server {
                 "the {what} connection is still open after 10 s"
             );
         }
-        assert_eq!(healthz(addr).await, Some(200));
-    }
-
-    async fn get(addr: SocketAddr, path: &str) -> Option<u16> {
-        tokio::time::timeout(Duration::from_secs(5), support::http_get(addr, path))
-            .await
-            .ok()?
-            .ok()
-            .map(|(code, _)| code)
+        assert_eq!(get(addr, "/healthz").await, Some(200));
     }
 
     /// Past the limit, a liveness probe still gets its answer (the process is alive and
@@ -503,7 +496,11 @@ mod server {
         let mut extra = TcpStream::connect(addr).await.unwrap();
         let closed = closed_within(&mut extra, Duration::from_secs(5)).await;
         assert!(closed.is_some(), "the 5th connection is still open");
-        assert_eq!(healthz(addr).await, Some(200), "/healthz while 4 are held");
+        assert_eq!(
+            get(addr, "/healthz").await,
+            Some(200),
+            "/healthz while 4 are held"
+        );
         assert_eq!(
             get(addr, "/metrics").await,
             Some(503),
@@ -530,7 +527,11 @@ mod server {
         for _ in 0..4 {
             held.push(TcpStream::connect(addr).await.unwrap());
         }
-        assert_ne!(healthz(addr).await, Some(200), "no room while 4 are held");
+        assert_ne!(
+            get(addr, "/healthz").await,
+            Some(200),
+            "no room while 4 are held"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,7 +604,7 @@ mod server {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while healthz(addr).await != Some(200) {
+        while get(addr, "/healthz").await != Some(200) {
             assert!(Instant::now() < deadline, "watch never served /healthz");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -635,7 +636,11 @@ mod server {
         let mut extra = TcpStream::connect(addr).await.unwrap();
         let closed = closed_within(&mut extra, Duration::from_secs(3)).await;
         assert!(closed.is_some(), "the 513th connection is open");
-        assert_eq!(healthz(addr).await, Some(200), "/healthz with 512 held");
+        assert_eq!(
+            get(addr, "/healthz").await,
+            Some(200),
+            "/healthz with 512 held"
+        );
         assert_eq!(
             get(addr, "/status").await,
             Some(503),

@@ -91,11 +91,7 @@ pub fn render_cluster_files(
 ) -> Result<RenderedTree> {
     let plan = plan::plan_remembering(&checked.fleet, &checked.templates, name, memo)
         .map_err(render::Error::from)?;
-    Ok(render::render_files_remembering(
-        &plan,
-        &checked.templates,
-        Some(memo),
-    )?)
+    Ok(render::render_files(&plan, &checked.templates, Some(memo))?)
 }
 
 /// Renders the named clusters in parallel; the first error (in name order) wins.

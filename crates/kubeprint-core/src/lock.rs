@@ -53,13 +53,13 @@ pub fn inputs_hash(fleet: &Fleet, name: &str, tier: &str) -> String {
 }
 
 impl Lock {
-    /// The lock of a tree rendered from `plan`.
-    pub fn for_tree(plan: &ClusterPlan, tree: &RenderedTree) -> Lock {
+    /// The lock of a tree rendered from `plan`, whose [`inputs_hash`] the render computed.
+    pub fn for_tree(plan: &ClusterPlan, tree: &RenderedTree, inputs_hash: String) -> Lock {
         Lock {
             kubeprint: env!("CARGO_PKG_VERSION").to_string(),
             cluster: plan.name().to_string(),
             blueprint: plan.fleet.revision.clone(),
-            inputs_hash: inputs_hash(plan.fleet, plan.name(), plan.tier_name),
+            inputs_hash,
             files: tree
                 .files
                 .iter()

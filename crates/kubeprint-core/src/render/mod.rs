@@ -54,28 +54,34 @@ pub use crate::model::FILE_DIRECTIVE;
 
 /// Renders one planned cluster into its repository tree.
 pub fn render(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
-    let mut tree = render_files(plan, templates)?;
-    let lock = Lock::for_tree(plan, &tree);
+    let inputs_hash = lock::inputs_hash(plan.fleet, plan.name(), plan.tier_name);
+    let mut tree = render_tree(plan, templates, &inputs_hash, None)?;
+    let lock = Lock::for_tree(plan, &tree, inputs_hash);
     tree.insert(LOCK_FILE.into(), lock.to_yaml().into_bytes());
     Ok(tree)
 }
 
 /// [`render`] without the lock file: what a comparison of two renders reads (the lock
-/// holds the digest of every file, a tenth of a render's time, and differs whenever they do).
-pub fn render_files(plan: &ClusterPlan, templates: &Templates) -> Result<RenderedTree> {
-    render_files_remembering(plan, templates, None)
-}
-
-/// [`render_files`], the templates' output parsed and written back through `memo` (see
-/// [`yaml::Memo`]): the same tree.
-pub fn render_files_remembering(
+/// holds the digest of every file, a tenth of a render's time, and differs whenever they
+/// do). With a `memo` (see [`yaml::Memo`]) the templates' output is parsed and written back
+/// through it: the same tree.
+pub fn render_files(
     plan: &ClusterPlan,
     templates: &Templates,
+    memo: Option<&mut yaml::Memo>,
+) -> Result<RenderedTree> {
+    let inputs_hash = lock::inputs_hash(plan.fleet, plan.name(), plan.tier_name);
+    render_tree(plan, templates, &inputs_hash, memo)
+}
+
+fn render_tree(
+    plan: &ClusterPlan,
+    templates: &Templates,
+    inputs_hash: &str,
     mut memo: Option<&mut yaml::Memo>,
 ) -> Result<RenderedTree> {
     let mut tree = RenderedTree::default();
     let cluster = plan.name().to_string();
-    let inputs_hash = lock::inputs_hash(plan.fleet, plan.name(), plan.tier_name);
     let mut apps = Vec::new();
     for pc in &plan.components {
         let component = pc.component;
@@ -111,7 +117,7 @@ pub fn render_files_remembering(
             pc,
             templates,
             &manifest_dir,
-            &inputs_hash,
+            inputs_hash,
             memo.as_deref_mut(),
             &mut tree,
         )?;

@@ -45,9 +45,9 @@ const INDENT: i32 = 2;
 const MAX_SIMPLE_KEY: usize = 128;
 
 /// The scalar styles a caller may ask for (serde_norway's choice) and libyaml may pick.
+/// serde_norway's "any" is libyaml's plain: the first thing `select_scalar_style` does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Style {
-    Any,
     Plain,
     SingleQuoted,
     Literal,
@@ -179,11 +179,7 @@ impl Writer {
     fn scalar(&mut self, text: &str, requested: Style, simple_key: bool) -> Result {
         let analysis = Analysis::of(text).ok_or(Unsupported)?;
         // select_scalar_style, in block context (flow_level 0) and without tags.
-        let mut style = if requested == Style::Any {
-            Style::Plain
-        } else {
-            requested
-        };
+        let mut style = requested;
         if simple_key && analysis.multiline {
             return Err(Unsupported); // double-quoted
         }
@@ -200,7 +196,7 @@ impl Writer {
         }
         let old = self.increase_indent(true, false);
         match style {
-            Style::Plain | Style::Any => {
+            Style::Plain => {
                 if !self.whitespace && !text.is_empty() {
                     self.put(' ');
                 }
@@ -268,14 +264,14 @@ impl Writer {
 
 /// The style serde_norway asks for: literal for text with a line feed, single-quoted for
 /// text a plain scalar would read back as something else (null, a boolean, a number,
-/// digits with a leading zero), any (plain where allowed) otherwise.
+/// digits with a leading zero), plain where allowed otherwise.
 fn requested_style(text: &str) -> Style {
     if text.contains('\n') {
         Style::Literal
     } else if reads_as_non_string(text) || digits_but_not_number(text) {
         Style::SingleQuoted
     } else {
-        Style::Any
+        Style::Plain
     }
 }
 
